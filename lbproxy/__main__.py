@@ -1,0 +1,5 @@
+import sys
+
+from lbproxy.cli import main
+
+sys.exit(main())

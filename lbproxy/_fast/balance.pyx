@@ -1,0 +1,153 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, embedsignature=True
+"""Balancer picks, compiled. ``balance_py.py`` is the pure twin and the reference:
+both must give the same picks, call ``accept`` with the same indices in the same
+order, and raise the same errors. Read the twin's docstring for the theory of
+operation; this file only differs in how the state is stored (C arrays, so a
+pick allocates nothing of its own).
+
+Bounds checking is off: every index that comes from a caller goes through
+``_checked`` first, and the loops only walk 0..n-1.
+"""
+
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.stdint cimport int64_t
+from libc.string cimport memset
+
+from operator import index as _as_int
+
+# Caps the weight so that ``current`` (int64) cannot overflow for any pool
+# size a proxy will ever have; the twin uses Python ints and must agree.
+MAX_WEIGHT = 1_000_000
+
+
+cdef int64_t _validated_weight(object weight) except -1:
+    cdef object w = _as_int(weight)
+    if not 0 <= w <= MAX_WEIGHT:
+        raise ValueError(f"weight must be between 0 and {MAX_WEIGHT}, got {w}")
+    return w
+
+
+cdef void *_alloc(Py_ssize_t count, size_t item_size) except NULL:
+    # Never ask for 0 bytes: PyMem_Malloc(0) may return NULL, which reads as
+    # out-of-memory.
+    cdef size_t size = (count if count > 0 else 1) * item_size
+    cdef void *p = PyMem_Malloc(size)
+    if p is NULL:
+        raise MemoryError()
+    memset(p, 0, size)
+    return p
+
+
+cdef class _Base:
+    """Weights and in-flight counts per backend index; shared by all algorithms."""
+
+    def __cinit__(self, weights):
+        cdef list validated = [_validated_weight(w) for w in weights]
+        cdef Py_ssize_t i
+        self.n = len(validated)
+        self.weights = <int64_t *>_alloc(self.n, sizeof(int64_t))
+        self.active_count = <Py_ssize_t *>_alloc(self.n, sizeof(Py_ssize_t))
+        for i in range(self.n):
+            self.weights[i] = validated[i]
+
+    def __dealloc__(self):
+        PyMem_Free(self.weights)
+        PyMem_Free(self.active_count)
+
+    def __len__(self):
+        return self.n
+
+    cdef Py_ssize_t _checked(self, Py_ssize_t index) except -1:
+        if index < 0 or index >= self.n:
+            raise IndexError(f"backend index {index} out of range for {self.n} backends")
+        return index
+
+    cpdef void take(self, Py_ssize_t index):
+        self.active_count[self._checked(index)] += 1
+
+    cpdef void drop(self, Py_ssize_t index):
+        # A stray drop must not drive the count negative: least-connections
+        # would then prefer that backend forever.
+        self._checked(index)
+        if self.active_count[index] > 0:
+            self.active_count[index] -= 1
+
+    cpdef void set_weight(self, Py_ssize_t index, object weight):
+        self._checked(index)
+        self.weights[index] = _validated_weight(weight)
+
+    cpdef Py_ssize_t active(self, Py_ssize_t index) except -1:
+        return self.active_count[self._checked(index)]
+
+    cpdef int64_t weight(self, Py_ssize_t index) except -1:
+        return self.weights[self._checked(index)]
+
+
+cdef class RoundRobin(_Base):
+    """Cycle over the indices; weight 0 means never picked, other weights are equal."""
+
+    cpdef Py_ssize_t pick(self, object ctx, object accept) except? -2:
+        cdef Py_ssize_t n = self.n
+        cdef Py_ssize_t i = self.cursor
+        cdef Py_ssize_t k
+        for k in range(n):
+            if self.weights[i] > 0 and (accept is None or accept(i)):
+                self.cursor = i + 1 if i + 1 < n else 0
+                return i
+            i = i + 1 if i + 1 < n else 0
+        return -1
+
+
+cdef class SmoothWeightedRoundRobin(_Base):
+    """nginx's smooth weighted round robin over the accepted backends."""
+
+    def __cinit__(self, weights):
+        self.current = <int64_t *>_alloc(self.n, sizeof(int64_t))
+        self.mark = <char *>_alloc(self.n, sizeof(char))
+
+    def __dealloc__(self):
+        PyMem_Free(self.current)
+        PyMem_Free(self.mark)
+
+    cpdef Py_ssize_t pick(self, object ctx, object accept) except? -2:
+        cdef Py_ssize_t n = self.n
+        cdef Py_ssize_t i
+        cdef Py_ssize_t best = -1
+        cdef int64_t w, v
+        cdef int64_t best_value = 0
+        cdef int64_t total = 0
+        cdef int64_t *weights = self.weights
+        cdef int64_t *current = self.current
+        cdef char *mark = self.mark
+        if accept is None:
+            for i in range(n):
+                w = weights[i]
+                if w > 0:
+                    v = current[i] + w
+                    current[i] = v
+                    total += w
+                    if best < 0 or v > best_value:
+                        best = i
+                        best_value = v
+        else:
+            # Ask accept about everyone before touching ``current``, so an
+            # accept that raises leaves the balancer as it was.
+            for i in range(n):
+                mark[i] = 0
+                w = weights[i]
+                if w > 0 and accept(i):
+                    mark[i] = 1
+                    v = current[i] + w
+                    total += w
+                    if best < 0 or v > best_value:
+                        best = i
+                        best_value = v
+            if best < 0:
+                return -1
+            for i in range(n):
+                if mark[i]:
+                    current[i] += weights[i]
+        if best >= 0:
+            current[best] -= total
+        return best

@@ -1,0 +1,208 @@
+"""Request and response header scanning and rewriting (pure-Python twin).
+
+One pass over the header list that the parser collected does three jobs at
+once, because each is needed for every proxied message and a second pass
+costs as much as the first:
+
+* framing: Content-Length / Transfer-Encoding / Connection / Upgrade /
+  Expect are read and checked so that nothing ambiguous is forwarded;
+* hop-by-hop removal: Connection, the names it lists, Keep-Alive, TE,
+  Trailer, Upgrade (kept only for an upgrade), Proxy-*;
+* serialisation: what survives is written out as one ``bytes`` block
+  ready to follow the start line.
+
+The compiled twin ``headers.pyx`` must behave identically; the test suite
+runs the same cases against both.
+"""
+
+from __future__ import annotations
+
+# Flag bits returned by the scanners.
+CHUNKED = 1
+EXPECT_CONTINUE = 2
+CONN_CLOSE = 4
+CONN_KEEP_ALIVE = 8
+UPGRADE = 16
+HAS_CONTENT_LENGTH = 32
+
+# Headers that are always hop-by-hop, lower case (RFC 9110 7.6.1), plus the
+# ones the proxy writes itself so a client cannot smuggle its own copy.
+_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-connection",
+    }
+)
+
+
+class FramingError(ValueError):
+    """The message's framing is ambiguous or invalid: answer 400 and close."""
+
+
+def _connection_tokens(value: bytes) -> list[bytes]:
+    return [t.strip().lower() for t in value.split(b",") if t.strip()]
+
+
+def scan_request(
+    headers: list[tuple[bytes, bytes]],
+    client_ip: bytes,
+    trusted: bool,
+    proto: bytes,
+    via: bytes,
+) -> tuple[bytes, bytes, int, int, bytes]:
+    """Check and rewrite a request's headers.
+
+    Returns ``(block, host, content_length, flags, upgrade)`` where ``block``
+    holds the headers to send upstream (each line ending CRLF, no final
+    blank line), ``host`` the Host value (b"" if absent), ``content_length``
+    -1 when absent, ``upgrade`` the Upgrade value when the request asks for
+    one (and lists it in Connection), else b"".
+
+    ``trusted`` says whether the peer is one of the listener's trusted
+    proxies: only then are its X-Forwarded-* values believed and extended;
+    otherwise they are replaced, so a client cannot forge its address.
+    """
+    host = b""
+    clen = -1
+    flags = 0
+    upgrade = b""
+    conn_tokens: list[bytes] = []
+    xff = b""
+    xfp = b""
+    xfh = b""
+    via_in = b""
+    lowered: list[bytes] = []
+    for name, value in headers:
+        lname = name.lower()
+        lowered.append(lname)
+        if lname == b"host":
+            if host:
+                raise FramingError("more than one Host header")
+            host = value
+        elif lname == b"content-length":
+            if clen >= 0:
+                raise FramingError("more than one Content-Length")
+            if not value.isdigit():
+                raise FramingError("invalid Content-Length")
+            clen = int(value)
+            flags |= HAS_CONTENT_LENGTH
+        elif lname == b"transfer-encoding":
+            if flags & CHUNKED or value.strip().lower() != b"chunked":
+                raise FramingError("unsupported Transfer-Encoding")
+            flags |= CHUNKED
+        elif lname == b"connection" or lname == b"proxy-connection":
+            conn_tokens.extend(_connection_tokens(value))
+        elif lname == b"upgrade":
+            upgrade = value
+        elif lname == b"expect":
+            if value.strip().lower() == b"100-continue":
+                flags |= EXPECT_CONTINUE
+        elif lname == b"x-forwarded-for":
+            xff = xff + b", " + value if xff else value
+        elif lname == b"x-forwarded-proto":
+            xfp = value
+        elif lname == b"x-forwarded-host":
+            xfh = value
+        elif lname == b"via":
+            via_in = via_in + b", " + value if via_in else value
+    if flags & CHUNKED and flags & HAS_CONTENT_LENGTH:
+        raise FramingError("both Content-Length and Transfer-Encoding")
+    if b"close" in conn_tokens:
+        flags |= CONN_CLOSE
+    if b"keep-alive" in conn_tokens:
+        flags |= CONN_KEEP_ALIVE
+    if upgrade and b"upgrade" in conn_tokens:
+        flags |= UPGRADE
+    else:
+        upgrade = b""
+
+    out: list[bytes] = []
+    drop = set(conn_tokens) if conn_tokens else None
+    i = 0
+    for name, value in headers:
+        lname = lowered[i]
+        i += 1
+        if (
+            lname in _HOP
+            or lname.startswith(b"proxy-")
+            or lname == b"x-forwarded-for"
+            or lname == b"x-forwarded-proto"
+            or lname == b"x-forwarded-host"
+            or lname == b"via"
+            or (drop is not None and lname in drop)
+            # Framing is re-stated below; only a Content-Length may pass.
+        ):
+            continue
+        out.append(name + b": " + value + b"\r\n")
+    if trusted and xff:
+        out.append(b"X-Forwarded-For: " + xff + b", " + client_ip + b"\r\n")
+    else:
+        out.append(b"X-Forwarded-For: " + client_ip + b"\r\n")
+    out.append(b"X-Forwarded-Proto: " + (xfp if trusted and xfp else proto) + b"\r\n")
+    fwd_host = xfh if trusted and xfh else host
+    if fwd_host:
+        out.append(b"X-Forwarded-Host: " + fwd_host + b"\r\n")
+    out.append(b"Via: " + (via_in + b", " + via if via_in else via) + b"\r\n")
+    if flags & CHUNKED:
+        out.append(b"Transfer-Encoding: chunked\r\n")
+    if flags & UPGRADE:
+        out.append(b"Upgrade: " + upgrade + b"\r\nConnection: upgrade\r\n")
+    return b"".join(out), host, clen, flags, upgrade
+
+
+def scan_response(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, int, int]:
+    """Check and strip a response's headers.
+
+    Returns ``(block, content_length, flags)``: ``block`` holds the
+    end-to-end headers (Content-Length included, Transfer-Encoding and
+    Connection not: the caller re-states framing for the client), and
+    ``flags`` has CHUNKED when the body is chunked, CONN_CLOSE when the
+    backend said it will close.
+    """
+    clen = -1
+    flags = 0
+    conn_tokens: list[bytes] = []
+    lowered: list[bytes] = []
+    for name, value in headers:
+        lname = name.lower()
+        lowered.append(lname)
+        if lname == b"content-length":
+            if not value.isdigit():
+                raise FramingError("invalid Content-Length")
+            n = int(value)
+            if clen >= 0 and n != clen:
+                raise FramingError("conflicting Content-Length")
+            clen = n
+            flags |= HAS_CONTENT_LENGTH
+        elif lname == b"transfer-encoding":
+            # Only a final "chunked" delimits the body; anything else means
+            # read until close (RFC 9112 6.3), which the parser also does.
+            codings = _connection_tokens(value)
+            if codings and codings[-1] == b"chunked":
+                flags |= CHUNKED
+        elif lname == b"connection":
+            conn_tokens.extend(_connection_tokens(value))
+    if flags & CHUNKED:
+        clen = -1
+    if b"close" in conn_tokens:
+        flags |= CONN_CLOSE
+    out: list[bytes] = []
+    drop = set(conn_tokens) if conn_tokens else None
+    i = 0
+    for name, value in headers:
+        lname = lowered[i]
+        i += 1
+        if (
+            lname in _HOP
+            or lname.startswith(b"proxy-")
+            or (drop is not None and lname in drop)
+            or (lname == b"content-length" and flags & CHUNKED)
+        ):
+            continue
+        out.append(name + b": " + value + b"\r\n")
+    return b"".join(out), clen, flags

@@ -1,0 +1,47 @@
+"""Configuration: the frozen model and the YAML loader that validates into it.
+
+``load_config``/``parse_config`` are the only way from YAML to a ``Config``;
+everything else in lbproxy reads the model (``lbproxy.config.model``).
+"""
+
+from lbproxy.config.addresses import AddressError, parse_address
+from lbproxy.config.errors import ConfigError
+from lbproxy.config.loader import load_config, parse_config
+from lbproxy.config.model import (
+    AccessLog,
+    Address,
+    Backend,
+    Config,
+    Keepalive,
+    Listener,
+    ListenerLimits,
+    ListenerTimeouts,
+    Pool,
+    PoolTimeouts,
+    Route,
+    RouteMatch,
+)
+from lbproxy.config.units import UnitError, parse_duration, parse_size
+
+__all__ = [
+    "AccessLog",
+    "Address",
+    "AddressError",
+    "Backend",
+    "Config",
+    "ConfigError",
+    "Keepalive",
+    "Listener",
+    "ListenerLimits",
+    "ListenerTimeouts",
+    "Pool",
+    "PoolTimeouts",
+    "Route",
+    "RouteMatch",
+    "UnitError",
+    "load_config",
+    "parse_address",
+    "parse_config",
+    "parse_duration",
+    "parse_size",
+]

@@ -1,0 +1,540 @@
+"""The client side: one accepted connection speaking HTTP/1.1 to a client.
+
+The connection parses with llhttp (httptools), which already rejects most
+malformed framing (CL+TE, duplicate or invalid Content-Length, bad chunk
+sizes, whitespace before the colon, obs-fold, control characters). On top of
+that ``scan_request`` enforces what llhttp allows but a proxy must not
+forward. A rejected request gets the proxy's own 4xx, and the connection
+closes when its framing is in doubt.
+
+Reading pauses for any of several reasons at once (a bit each): the upstream
+transport is full (1), pipelined requests are waiting their turn (2), body
+bytes are buffered while no upstream connection is ready yet (4). Reading
+resumes only when every reason has cleared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from lbproxy._fast import load as _load_fast
+from lbproxy.http.errors import error_response
+from lbproxy.http.exchange import Exchange
+from lbproxy.http.upstream import WRITE_HIGH_WATER
+from lbproxy.routing.router import normalise_host
+
+if TYPE_CHECKING:
+    from lbproxy.listener import ListenerRuntime
+
+_headers = _load_fast("headers")
+scan_request = _headers.scan_request
+FramingError = _headers.FramingError
+HAS_CONTENT_LENGTH = _headers.HAS_CONTENT_LENGTH
+CHUNKED = _headers.CHUNKED
+
+VIA = b"1.1 lbproxy"
+
+# Phases of the request currently being read.
+P_IDLE = 0  # between requests (keep-alive wait) or waiting on a response
+P_HEADERS = 1
+P_BODY = 2
+P_CLOSING = 3  # lingering close: discard input until the peer closes
+
+# Client-side deadline kinds.
+T_NONE = 0
+T_HEADER = 1
+T_BODY = 2
+T_IDLE = 3
+T_LINGER = 4
+
+LINGER_SECONDS = 2.0
+
+
+class _Reject(Exception):
+    """Raised from a parser callback to stop parsing with an error status."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class ClientConnection(asyncio.Protocol):
+    __slots__ = (
+        "_corked",
+        "_trailers",
+        "_wbuf",
+        "_write_paused",
+        "client_ip",
+        "client_port",
+        "closed",
+        "cur",
+        "deadline",
+        "deadline_kind",
+        "draining",
+        "header_bytes",
+        "headers",
+        "loop",
+        "lr",
+        "parser",
+        "phase",
+        "queue",
+        "read_paused",
+        "requests",
+        "transport",
+        "trusted",
+        "tunnel",
+        "upgraded",
+        "url",
+    )
+
+    def __init__(self, lr: ListenerRuntime) -> None:
+        self.lr = lr
+        self.loop = lr.loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.queue: deque[Exchange] = deque()
+        self.cur: Exchange | None = None  # the exchange whose request is being read
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.header_bytes = 0
+        self.phase = P_IDLE
+        self.deadline = 0.0
+        self.deadline_kind = T_NONE
+        self.read_paused = 0
+        self.draining = False
+        self.client_ip = b""
+        self.client_port = 0
+        self.trusted = False
+        self.tunnel: Exchange | None = None
+        self.upgraded: Exchange | None = None  # upgrade request sent, awaiting 101
+        self._wbuf: list[bytes] = []
+        self._corked = False
+        self._write_paused = False
+        self.closed = False
+        self.requests = 0
+        self._trailers: list[tuple[bytes, bytes]] = []
+
+    # -- asyncio.Protocol ---------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = transport = cast(asyncio.Transport, transport)
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.client_ip = peer[0].encode()
+            self.client_port = peer[1]
+        lr = self.lr
+        self.trusted = lr.is_trusted(self.client_ip)
+        if not lr.accept(self):
+            transport.write(error_response(503, True))
+            transport.close()
+            self.closed = True
+            return
+        # The first request must arrive within the header timeout.
+        self.deadline = self.loop.time() + lr.config.timeouts.header
+        self.deadline_kind = T_HEADER
+
+    def data_received(self, data: bytes) -> None:
+        if self.phase == P_CLOSING:
+            return
+        tunnel = self.tunnel
+        if tunnel is not None:
+            tunnel.send_raw(data)
+            return
+        upgraded = self.upgraded
+        if upgraded is not None:
+            # Bytes after an upgrade request, before the 101: held for the tunnel.
+            upgraded.send_raw(data)
+            return
+        head = self.queue[0] if self.queue else None
+        up = head.upstream if head is not None else None
+        if up is not None:
+            up.cork()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._on_upgrade_request(data[exc.args[0] :])
+        except httptools.HttpParserError as exc:
+            ctx = exc.__context__
+            if isinstance(ctx, _Reject):
+                self._reject(ctx.status, ctx.reason)
+            else:
+                self._reject(400, f"malformed request: {exc}")
+        finally:
+            if up is not None:
+                up.uncork()
+        if self.phase == P_HEADERS:
+            # A header block that never ends must not grow without bound.
+            self.header_bytes += len(data)
+            if self.header_bytes > self.lr.config.limits.max_header_bytes + 4096:
+                self._reject(431, "request header block too large")
+        if len(self.queue) > 1:
+            self.pause_reading_for(2)
+
+    def eof_received(self) -> bool | None:
+        # A client half-close after a complete request still gets its
+        # response (HTTP/1.0 style); otherwise there is nothing to wait for.
+        if self.queue and self.phase != P_HEADERS and self.phase != P_BODY:
+            return True
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.lr.forget(self)
+        for ex in self.queue:
+            ex.on_client_lost()
+            self.lr.log_access(self, ex)
+        self.queue.clear()
+        self.cur = None
+        if self.tunnel is not None:
+            self.tunnel.on_client_lost()
+            self.tunnel = None
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        head = self.queue[0] if self.queue else self.tunnel
+        if head is not None:
+            up = head.upstream
+            if up is not None and up.transport is not None and not head.upstream_read_paused:
+                head.upstream_read_paused = True
+                up.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        head = self.queue[0] if self.queue else self.tunnel
+        if head is not None and head.upstream_read_paused:
+            head.upstream_read_paused = False
+            up = head.upstream
+            if up is not None and up.transport is not None and not up.closed:
+                up.transport.resume_reading()
+
+    # -- reading control ---------------------------------------------------------
+    def pause_reading_for(self, bit: int) -> None:
+        if not self.read_paused and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+        self.read_paused |= bit
+
+    def resume_reading_for(self, bit: int) -> None:
+        if self.read_paused & bit:
+            self.read_paused &= ~bit
+            if not self.read_paused and self.transport is not None and not self.closed:
+                self.transport.resume_reading()
+
+    # -- writing --------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self._corked:
+            self._wbuf.append(data)
+        elif self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def cork(self) -> None:
+        self._corked = True
+
+    def uncork(self) -> None:
+        self._corked = False
+        buf = self._wbuf
+        if buf:
+            if self.transport is not None and not self.closed:
+                self.transport.write(buf[0] if len(buf) == 1 else b"".join(buf))
+            buf.clear()
+
+    # -- httptools callbacks ---------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.phase = P_HEADERS
+        self.url = b""
+        self.headers = []
+        self.header_bytes = 0
+        if self.deadline_kind != T_HEADER:
+            self.deadline = self.loop.time() + self.lr.config.timeouts.header
+            self.deadline_kind = T_HEADER
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > self.lr.config.limits.max_header_bytes:
+            raise _Reject(431, "request target too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.phase == P_BODY:  # a trailer field after the last chunk
+            self._trailers.append((name, value))
+            return
+        headers = self.headers
+        headers.append((name, value))
+        limits = self.lr.config.limits
+        if len(headers) > limits.max_headers:
+            raise _Reject(431, f"more than {limits.max_headers} request headers")
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes + len(self.url) > limits.max_header_bytes:
+            raise _Reject(431, "request headers too large")
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        lr = self.lr
+        method: bytes = parser.get_method()
+        http11 = parser.get_http_version() == "1.1"
+        keep_alive = parser.should_keep_alive() and not self.draining
+        headers = self.headers
+        self.headers = []
+        self._trailers = []
+        url = self.url
+        try:
+            block, host, clen, flags, _upgrade = scan_request(
+                headers, self.client_ip, self.trusted, lr.proto, VIA
+            )
+        except FramingError as err:
+            raise _Reject(400, str(err)) from None
+        self.phase = P_BODY
+        has_body = clen > 0 or bool(flags & CHUNKED)
+        if has_body:
+            self.deadline = self.loop.time() + lr.config.timeouts.body
+            self.deadline_kind = T_BODY
+        else:
+            self.deadline_kind = T_NONE
+        if clen > lr.config.limits.max_body_bytes:
+            raise _Reject(413, f"Content-Length {clen} over the limit")
+        status = 0
+        reason = ""
+        route = None
+        pool = None
+        if url[:1] != b"/":
+            if url == b"*" and method == b"OPTIONS":
+                pass
+            elif method == b"CONNECT":
+                status, reason = 501, "CONNECT is not supported"
+            else:
+                authority, path = _split_absolute(url)
+                if authority is None:
+                    raise _Reject(400, "invalid request target")
+                if not lr.router.serves_host(normalise_host(authority)):
+                    raise _Reject(400, "absolute-form target names a host not served here")
+                # The target's authority wins over Host (RFC 9112 3.2.2), so the
+                # route and the backend see the same host.
+                block = (
+                    b"Host: "
+                    + authority
+                    + b"\r\n"
+                    + b"".join(
+                        line + b"\r\n"
+                        for line in block.split(b"\r\n")
+                        if line and line[:5].lower() != b"host:"
+                    )
+                )
+                host = authority
+                url = path
+        if http11 and not host and not status:
+            raise _Reject(400, "missing Host header")
+        if not status:
+            found = lr.router.match(normalise_host(host), url, method, headers)
+            if found is None:
+                status, reason = 404, "no route matches"
+            else:
+                route, pool = found
+        ex = Exchange(
+            self, method, url, host, keep_alive, http11, block, flags, route, pool, status, reason
+        )
+        self.requests += 1
+        self.cur = ex
+        self.queue.append(ex)
+        if len(self.queue) == 1:
+            ex.begin()
+
+    def on_body(self, body: bytes) -> None:
+        cur = self.cur
+        if cur is None:
+            return
+        if cur.body_in + len(body) > self.lr.config.limits.max_body_bytes:
+            raise _Reject(413, "request body over the limit")
+        cur.send_body(body)
+        if self.deadline_kind == T_BODY:
+            self.deadline = self.loop.time() + self.lr.config.timeouts.body
+
+    def on_message_complete(self) -> None:
+        cur = self.cur
+        self.cur = None
+        self.phase = P_IDLE
+        if self.deadline_kind == T_BODY or self.deadline_kind == T_HEADER:
+            self.deadline_kind = T_NONE
+        if cur is not None:
+            trailers = self._trailers or None
+            self._trailers = []
+            cur.request_complete(trailers)
+            if cur.done and not self.queue and not self.closed:
+                self._arm_idle()
+
+    # -- errors and ends ---------------------------------------------------------
+    def _reject(self, status: int, reason: str) -> None:
+        """A request the proxy refuses: answer in turn, then close."""
+        self.phase = P_CLOSING
+        self.deadline_kind = T_NONE
+        cur = self.cur
+        self.cur = None
+        if cur is not None and not cur.done:
+            if cur.resp_started:
+                cur.reason = reason
+                cur.on_client_lost()
+                self.queue.remove(cur)
+                self.lr.log_access(self, cur)
+                self._linger_close()
+                return
+            if cur.local_status:
+                cur.local_status = status
+                cur.reason = reason
+                cur.keep_alive = False
+                if cur is self.queue[0]:
+                    return  # already answered or answering
+            else:
+                cur.keep_alive = False
+                if cur is self.queue[0]:
+                    cur.fail(status, reason)
+                    return
+                cur.local_status = status
+                cur.reason = reason
+            return
+        ex = Exchange(
+            self, b"-", self.url or b"-", b"", False, True, b"", 0, None, None, status, reason
+        )
+        self.queue.append(ex)
+        if len(self.queue) == 1:
+            ex.begin()
+
+    def exchange_done(self, ex: Exchange, close: bool) -> None:
+        queue = self.queue
+        if queue and queue[0] is ex:
+            queue.popleft()
+        self.lr.log_access(self, ex)
+        if self.closed:
+            return
+        if close or self.phase == P_CLOSING:
+            self.resume_reading_for(1)
+            self._linger_close()
+            return
+        if queue:
+            nxt = queue[0]
+            if len(queue) <= 1:
+                self.resume_reading_for(2)
+            nxt.begin()
+            return
+        self.resume_reading_for(2)
+        self.resume_reading_for(1)
+        if self.phase == P_IDLE:
+            if self.draining:
+                self._close()
+            else:
+                self._arm_idle()
+
+    def _arm_idle(self) -> None:
+        self.deadline = self.loop.time() + self.lr.config.timeouts.idle
+        self.deadline_kind = T_IDLE
+
+    def _on_upgrade_request(self, extra: bytes) -> None:
+        # llhttp has already reported the upgrade request complete; it is the
+        # newest exchange in the queue.
+        ex = self.queue[-1] if self.queue else None
+        self.cur = None
+        self.phase = P_IDLE
+        self.deadline_kind = T_NONE
+        if ex is None or ex.done or ex.local_status or not ex.upgrade:
+            # Refused (e.g. CONNECT) or an upgrade we don't forward: whatever
+            # the client sends next is not HTTP we can parse, so the
+            # connection closes after the answer.
+            if ex is not None:
+                ex.keep_alive = False
+            self.phase = P_CLOSING
+            if not self.queue:
+                self._linger_close()
+            return
+        self.upgraded = ex
+        if extra:
+            ex.send_raw(extra)
+
+    def start_tunnel(self, ex: Exchange) -> None:
+        self.upgraded = None
+        self.tunnel = ex
+        if self.queue and self.queue[0] is ex:
+            self.queue.popleft()
+        self.lr.log_access(self, ex)
+        self.deadline_kind = T_NONE
+
+    def _linger_close(self) -> None:
+        """Close without losing the response: stop sending, drain what the
+        client still sends for a moment, then close (a plain close with
+        unread input would reset the connection and could destroy the
+        response in flight)."""
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        self.phase = P_CLOSING
+        self.read_paused = 0
+        if transport.can_write_eof():
+            transport.write_eof()
+            with contextlib.suppress(RuntimeError):
+                transport.resume_reading()
+            self.deadline = self.loop.time() + LINGER_SECONDS
+            self.deadline_kind = T_LINGER
+        else:
+            transport.close()
+
+    def _close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def start_drain(self) -> None:
+        """Graceful shutdown: finish what is in flight, then close."""
+        self.draining = True
+        if not self.queue and self.phase == P_IDLE and self.tunnel is None:
+            self._close()
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+    def check_deadline(self, now: float) -> None:
+        if self.queue:
+            head = self.queue[0]
+            if head.deadline_kind:
+                head.check_deadline(now)
+        kind = self.deadline_kind
+        if kind == T_NONE or now < self.deadline or self.closed:
+            return
+        if kind == T_BODY and self.read_paused:
+            # Not the client's fault: we stopped reading (backpressure).
+            self.deadline = now + self.lr.config.timeouts.body
+            return
+        self.deadline_kind = T_NONE
+        if kind == T_IDLE:
+            self._close()
+        elif kind == T_LINGER:
+            self.abort()
+        elif kind == T_HEADER:
+            if self.phase == P_HEADERS:
+                self._reject(408, "timed out reading request headers")
+            else:
+                self._close()  # connected but never sent a byte
+        elif kind == T_BODY:
+            self._reject(408, "timed out reading request body")
+
+
+def _split_absolute(url: bytes) -> tuple[bytes | None, bytes]:
+    """b"http://h:1/p?q" -> (b"h:1", b"/p?q"); (None, b"") when not absolute-form."""
+    lower = url[:8].lower()
+    if lower.startswith(b"http://"):
+        rest = url[7:]
+    elif lower.startswith(b"https://"):
+        rest = url[8:]
+    else:
+        return None, b""
+    slash = rest.find(b"/")
+    query = rest.find(b"?")
+    cut = min(x for x in (slash, query, len(rest)) if x >= 0)
+    authority = rest[:cut]
+    path = rest[cut:]
+    if not authority or b"@" in authority:
+        return None, b""
+    if not path.startswith(b"/"):
+        path = b"/" + path
+    return authority, path

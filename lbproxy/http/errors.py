@@ -1,0 +1,42 @@
+"""Responses the proxy writes itself, prebuilt once per status.
+
+Each is small and plain text; the caller decides whether the connection
+survives (``close=True`` when the request's framing is in doubt).
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+
+def _build(status: int, close: bool, extra: bytes = b"") -> bytes:
+    phrase = HTTPStatus(status).phrase
+    body = f"{status} {phrase}\n".encode()
+    head = (
+        f"HTTP/1.1 {status} {phrase}\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\n"
+    ).encode()
+    if close:
+        head += b"Connection: close\r\n"
+    return head + extra + b"\r\n" + body
+
+
+_STATUSES = (400, 404, 408, 413, 431, 500, 501, 502, 503, 504)
+_CACHE: dict[tuple[int, bool], bytes] = {
+    (s, c): _build(s, c) for s in _STATUSES for c in (False, True)
+}
+_HEAD_CACHE: dict[tuple[int, bool], bytes] = {
+    k: v[: v.index(b"\r\n\r\n") + 4] for k, v in _CACHE.items()
+}
+
+
+def error_response(status: int, close: bool, head_only: bool = False) -> bytes:
+    """The bytes of the proxy's own response with this status."""
+    cache = _HEAD_CACHE if head_only else _CACHE
+    data = cache.get((status, close))
+    if data is None:
+        data = _build(status, close)
+        if head_only:
+            data = data[: data.index(b"\r\n\r\n") + 4]
+    return data

@@ -1,0 +1,538 @@
+"""One request/response exchange: the glue between a client and a backend.
+
+Theory of operation. A client connection parses requests in order and makes
+an ``Exchange`` for each; exchanges queue on the connection and only the one
+at the head talks to a backend, so responses leave in request order without
+buffering any response. The head exchange picks a backend, takes an idle
+keep-alive connection or opens one, writes the request head and whatever body
+arrived meanwhile, and from then on streams: request body bytes go straight to
+the upstream transport, response events from the upstream parser go straight
+to the client transport. Backpressure is the transports' own: when the
+receiving side pauses writing, the sending side pauses reading.
+
+Nothing here reads the clock per byte: deadlines are plain floats that the
+proxy's ticker compares against ``loop.time()``.
+
+An exchange ends exactly once, in ``_finish``: it hands the upstream
+connection back to the idle pool only when the response ended cleanly, the
+request was fully sent and both ends agreed to keep the connection alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from lbproxy._fast import load as _load_fast
+from lbproxy.http.errors import error_response
+from lbproxy.http.upstream import UpstreamConnection
+
+if TYPE_CHECKING:
+    from lbproxy.config.model import Route
+    from lbproxy.http.client import ClientConnection
+    from lbproxy.pool import BackendState, PoolRuntime
+
+_headers = _load_fast("headers")
+scan_response = _headers.scan_response
+FramingError = _headers.FramingError
+CHUNKED = _headers.CHUNKED
+CONN_CLOSE = _headers.CONN_CLOSE
+UPGRADE = _headers.UPGRADE
+EXPECT_CONTINUE = _headers.EXPECT_CONTINUE
+
+# Request bytes kept to resend on a fresh connection when a reused keep-alive
+# connection turns out to have been closed by the backend. Larger bodies are
+# streamed without a copy and are not resent.
+REPLAY_LIMIT = 64 * 1024
+# Body bytes buffered while no upstream connection is attached yet, before the
+# client is paused.
+PENDING_LIMIT = 256 * 1024
+
+NO_DEADLINE = 0
+D_CONNECT = 1
+D_RESPONSE = 2
+
+_STATUS_LINES: dict[tuple[int, bytes], bytes] = {}
+
+
+def _status_line(status: int, reason: bytes) -> bytes:
+    key = (status, reason)
+    line = _STATUS_LINES.get(key)
+    if line is None:
+        line = b"HTTP/1.1 %d %s\r\n" % (status, reason)
+        if len(_STATUS_LINES) < 256:
+            _STATUS_LINES[key] = line
+    return line
+
+
+def _header_lines(headers: list[tuple[bytes, bytes]] | None) -> bytes:
+    if not headers:
+        return b""
+    return b"".join(n + b": " + v + b"\r\n" for n, v in headers)
+
+
+class Exchange:
+    __slots__ = (
+        "backend",
+        "block",
+        "body_in",
+        "chunked_in",
+        "chunked_out",
+        "client",
+        "close_after",
+        "connect_task",
+        "connecting",
+        "deadline",
+        "deadline_kind",
+        "done",
+        "expect_continue",
+        "has_host",
+        "host",
+        "http11",
+        "keep_alive",
+        "local_status",
+        "method",
+        "method_head",
+        "pending",
+        "pending_size",
+        "pool",
+        "reason",
+        "replay",
+        "replay_size",
+        "req_done",
+        "resp_bytes",
+        "resp_framed",
+        "resp_started",
+        "resp_status",
+        "retried",
+        "route",
+        "start_line",
+        "started_at",
+        "target",
+        "tried",
+        "tunnel",
+        "upgrade",
+        "upstream",
+        "upstream_read_paused",
+        "upstream_reusable",
+    )
+
+    def __init__(
+        self,
+        client: ClientConnection,
+        method: bytes,
+        target: bytes,
+        host: bytes,
+        keep_alive: bool,
+        http11: bool,
+        block: bytes,
+        flags: int,
+        route: Route | None,
+        pool: PoolRuntime | None,
+        local_status: int = 0,
+        reason: str = "",
+    ) -> None:
+        self.client = client
+        self.method = method
+        self.method_head = method == b"HEAD"
+        self.target = target
+        self.host = host
+        self.start_line = method + b" " + target + b" HTTP/1.1\r\n"
+        self.block = block
+        self.has_host = bool(host)
+        self.keep_alive = keep_alive
+        self.http11 = http11
+        self.chunked_in = bool(flags & CHUNKED)
+        self.expect_continue = bool(flags & EXPECT_CONTINUE)
+        self.upgrade = bool(flags & UPGRADE)
+        self.route = route
+        self.pool = pool
+        self.local_status = local_status
+        self.reason = reason
+        self.req_done = False
+        self.body_in = 0
+        self.pending: list[bytes] = []
+        self.pending_size = 0
+        self.replay: list[bytes] | None = []
+        self.replay_size = 0
+        self.backend: BackendState | None = None
+        self.upstream: UpstreamConnection | None = None
+        self.tried: set[BackendState] | None = None
+        self.connecting = False
+        self.deadline = 0.0
+        self.deadline_kind = NO_DEADLINE
+        self.resp_status = 0
+        self.resp_started = False
+        self.resp_framed = True  # False: the response body ends when the backend closes
+        self.chunked_out = False
+        self.close_after = False
+        self.upstream_reusable = False
+        self.resp_bytes = 0
+        self.tunnel = False
+        self.done = False
+        self.retried = False
+        self.started_at = client.loop.time()
+        self.upstream_read_paused = False
+        self.connect_task: asyncio.Task[tuple[asyncio.Transport, UpstreamConnection]] | None = None
+
+    # -- start ----------------------------------------------------------------
+    def begin(self) -> None:
+        """Called when this exchange reaches the head of the client's queue."""
+        if self.local_status:
+            self._respond_local()
+            return
+        self._pick_and_send()
+
+    def _pick_and_send(self) -> None:
+        pool = self.pool
+        assert pool is not None
+        b = pool.pick(self.tried)
+        if b is None:
+            self.fail(503, "no eligible backend")
+            return
+        self.backend = b
+        b.take()
+        conn = b.idle.get()
+        if conn is not None:
+            self._attach(conn)
+        else:
+            self._connect()
+
+    def _connect(self) -> None:
+        b = self.backend
+        pool = self.pool
+        assert b is not None and pool is not None
+        loop = self.client.loop
+        self.connecting = True
+        self.deadline = loop.time() + pool.config.timeouts.connect
+        self.deadline_kind = D_CONNECT
+        task = loop.create_task(
+            loop.create_connection(lambda: UpstreamConnection(b), b.host, b.port)
+        )
+        task.add_done_callback(self._connected)
+        self.connect_task = task
+
+    def _connected(self, task: asyncio.Task[tuple[asyncio.Transport, UpstreamConnection]]) -> None:
+        self.connect_task = None
+        if self.done or not self.connecting:
+            # The client left or the connect timed out meanwhile.
+            if not task.cancelled() and task.exception() is None:
+                task.result()[1].close()
+            return
+        self.connecting = False
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self.fail(502, f"connect to {self.backend_label()} failed: {exc}")
+            return
+        self._attach(task.result()[1])
+
+    def _attach(self, conn: UpstreamConnection) -> None:
+        conn.exchange = self
+        conn.reset_for_next()
+        self.upstream = conn
+        head = self.start_line
+        if not self.has_host:
+            assert self.backend is not None
+            head += self.backend.host_header
+        head += self.block + b"\r\n"
+        pending = self.pending
+        if pending:
+            pending.insert(0, head)
+            conn.write(b"".join(pending))
+            self.pending = []
+            self.pending_size = 0
+            self.client.resume_reading_for(4)
+        else:
+            conn.write(head)
+        self._arm_response()
+
+    def _arm_response(self) -> None:
+        pool = self.pool
+        assert pool is not None
+        self.deadline = self.client.loop.time() + pool.config.timeouts.response
+        self.deadline_kind = D_RESPONSE
+
+    # -- request body from the client -------------------------------------------
+    def send_body(self, data: bytes) -> None:
+        self.body_in += len(data)
+        if self.local_status or self.done:
+            return  # nothing upstream wants it
+        if self.chunked_in:
+            data = b"%x\r\n%b\r\n" % (len(data), data)
+        self._send(data)
+
+    def send_raw(self, data: bytes) -> None:
+        """Bytes after an upgrade request: passed through untouched."""
+        if not self.done:
+            self._send(data)
+
+    def _send(self, data: bytes) -> None:
+        replay = self.replay
+        if replay is not None:
+            if self.replay_size + len(data) <= REPLAY_LIMIT:
+                replay.append(data)
+                self.replay_size += len(data)
+            else:
+                self.replay = None
+        up = self.upstream
+        if up is not None:
+            up.write(data)
+        else:
+            self.pending.append(data)
+            self.pending_size += len(data)
+            if self.pending_size > PENDING_LIMIT:
+                self.client.pause_reading_for(4)
+
+    def request_complete(self, trailers: list[tuple[bytes, bytes]] | None) -> None:
+        self.req_done = True
+        if self.chunked_in and not self.local_status and not self.done:
+            self._send(b"0\r\n" + _header_lines(trailers) + b"\r\n")
+        if self.upstream is not None and not self.resp_started:
+            self._arm_response()
+
+    # -- response from the backend -----------------------------------------------
+    def upstream_activity(self) -> None:
+        if self.deadline_kind == D_RESPONSE:
+            self._arm_response()
+
+    def on_interim(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        # 1xx responses (100 Continue, 103 Early Hints) mean nothing to an
+        # HTTP/1.0 client and are dropped for it.
+        if self.http11 and not self.resp_started:
+            self.client.write(_status_line(status, reason) + _header_lines(headers) + b"\r\n")
+
+    def on_response_head(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], upstream_ka: bool
+    ) -> None:
+        try:
+            block, clen, flags = scan_response(headers)
+        except FramingError as err:
+            self.on_upstream_error(f"invalid response from backend: {err}")
+            return
+        self.resp_status = status
+        self.upstream_reusable = upstream_ka and not flags & CONN_CLOSE
+        client = self.client
+        close = not self.keep_alive or not self.req_done or client.draining
+        extra = b""
+        if status == 101:
+            if not self.upgrade:
+                self.on_upstream_error("backend switched protocols without an upgrade request")
+                return
+            upgrade = b""
+            for n, v in headers:
+                if n.lower() == b"upgrade":
+                    upgrade = v
+            extra = b"Connection: upgrade\r\nUpgrade: " + upgrade + b"\r\n"
+            self.upstream_reusable = False
+            close = False
+        elif self.method_head or status == 204 or status == 304:
+            pass  # no body whatever the headers say; Content-Length passes as is
+        elif clen >= 0:
+            pass
+        elif flags & CHUNKED:
+            if self.http11:
+                self.chunked_out = True
+                extra = b"Transfer-Encoding: chunked\r\n"
+            else:
+                close = True
+        else:
+            # Delimited by the backend closing; re-frame as chunked so an
+            # HTTP/1.1 client can keep its connection.
+            self.resp_framed = False
+            self.upstream_reusable = False
+            if self.http11:
+                self.chunked_out = True
+                extra = b"Transfer-Encoding: chunked\r\n"
+            else:
+                close = True
+        if self.upgrade and status != 101:
+            # The client's parser has stopped at the upgrade request; what it
+            # sends next can't be trusted to be HTTP.
+            close = True
+            self.upstream_reusable = False
+        if close:
+            extra += b"Connection: close\r\n"
+        elif not self.http11:
+            extra += b"Connection: keep-alive\r\n"
+        self.close_after = close
+        self.resp_started = True
+        self.deadline_kind = NO_DEADLINE if status == 101 else self.deadline_kind
+        client.write(_status_line(status, reason) + block + extra + b"\r\n")
+
+    def on_response_body(self, data: bytes) -> None:
+        self.resp_bytes += len(data)
+        if self.chunked_out:
+            self.client.write(b"%x\r\n%b\r\n" % (len(data), data))
+        else:
+            self.client.write(data)
+
+    def on_response_complete(self) -> None:
+        if self.done:
+            return
+        if self.chunked_out:
+            conn = self.upstream
+            trailers = conn.trailers if conn is not None else None
+            self.client.write(b"0\r\n" + _header_lines(trailers) + b"\r\n")
+        self._release_upstream(clean=True)
+        self._finish(self.close_after)
+
+    def on_upgraded(self, extra: bytes) -> None:
+        """The backend answered 101: from now on both directions are raw bytes."""
+        if self.done or self.resp_status != 101:
+            return
+        self.tunnel = True
+        self.deadline_kind = NO_DEADLINE
+        if extra:
+            self.client.write(extra)
+        self.client.start_tunnel(self)
+
+    def on_upstream_lost(self, conn: UpstreamConnection, exc: Exception | None) -> None:
+        if self.done:
+            return
+        self.upstream = None
+        if self.tunnel:
+            self._finish(True)
+            return
+        if (
+            not self.resp_started
+            and not conn.got_bytes
+            and conn.served > 0
+            and self.replay is not None
+            and not self.retried
+        ):
+            # A reused keep-alive connection that the backend had closed:
+            # nothing reached the backend's application, so resend on a fresh
+            # connection without the client noticing.
+            self.retried = True
+            self.pending = list(self.replay)
+            self.pending_size = self.replay_size
+            self._connect()
+            return
+        if not self.resp_started:
+            why = "reset" if exc is not None else "closed"
+            self.fail(502, f"backend {self.backend_label()} {why} the connection before responding")
+        elif not self.resp_framed:
+            self.on_response_complete()  # close-delimited body: EOF is its end
+        else:
+            self.reason = f"backend {self.backend_label()} closed mid-response"
+            self._count_failure()
+            self._finish(True)
+
+    def on_upstream_error(self, reason: str) -> None:
+        if self.done:
+            return
+        self._release_upstream(clean=False)
+        if not self.resp_started:
+            self.fail(502, reason)
+        else:
+            self.reason = reason
+            self._count_failure()
+            self._finish(True)
+
+    # -- ending -----------------------------------------------------------------
+    def fail(self, status: int, reason: str) -> None:
+        """End with the proxy's own error response (or a close, if too late)."""
+        if self.done:
+            return
+        self.reason = reason
+        self._release_upstream(clean=False)
+        if status >= 502:
+            self._count_failure()
+        if self.resp_started:
+            self._finish(True)
+            return
+        close = (
+            not self.keep_alive
+            or not self.req_done
+            or self.upgrade
+            or status in (400, 408, 413, 431)
+            or self.client.draining
+        )
+        self.resp_status = status
+        self.resp_started = True
+        self.client.write(error_response(status, close, self.method_head))
+        self._finish(close)
+
+    def _respond_local(self) -> None:
+        status = self.local_status
+        close = (
+            not self.keep_alive
+            or status in (400, 408, 413, 431, 501)
+            or (not self.req_done and self.expect_continue)
+            or self.upgrade
+            or self.client.draining
+        )
+        self.resp_status = status
+        self.resp_started = True
+        self.client.write(error_response(status, close, self.method_head))
+        self._finish(close)
+
+    def _count_failure(self) -> None:
+        if self.backend is not None:
+            self.backend.failures_total += 1
+
+    def _release_upstream(self, clean: bool) -> None:
+        conn = self.upstream
+        if conn is None:
+            return
+        self.upstream = None
+        conn.exchange = None
+        self.client.resume_reading_for(1)
+        if self.upstream_read_paused:
+            self.upstream_read_paused = False
+            if conn.transport is not None and not conn.closed:
+                conn.transport.resume_reading()
+        if clean and self.upstream_reusable and self.req_done and not conn.closed:
+            conn.served += 1
+            b = self.backend
+            assert b is not None
+            b.idle.put(conn, self.client.loop.time())
+        else:
+            conn.close()
+
+    def _finish(self, close: bool) -> None:
+        self.done = True
+        self.connecting = False
+        self.deadline_kind = NO_DEADLINE
+        if self.upstream is not None:
+            self._release_upstream(clean=False)
+        if self.backend is not None:
+            self.backend.drop()
+        self.client.exchange_done(self, close)
+
+    def on_client_lost(self) -> None:
+        """The client went away: drop the backend side unless it finished cleanly."""
+        if self.done:
+            return
+        self.done = True
+        self.connecting = False
+        self.deadline_kind = NO_DEADLINE
+        if self.connect_task is not None:
+            self.connect_task.cancel()
+        conn = self.upstream
+        if conn is not None:
+            self.upstream = None
+            conn.exchange = None
+            conn.abort()
+        if self.backend is not None:
+            self.backend.drop()
+        if not self.reason:
+            self.reason = "client closed the connection"
+
+    def check_deadline(self, now: float) -> None:
+        if self.deadline_kind == NO_DEADLINE or now < self.deadline:
+            return
+        kind = self.deadline_kind
+        self.deadline_kind = NO_DEADLINE
+        if kind == D_CONNECT:
+            self.connecting = False
+            if self.connect_task is not None:
+                self.connect_task.cancel()
+            self.fail(504, f"connect to {self.backend_label()} timed out")
+        else:
+            self.fail(504, f"backend {self.backend_label()} response timed out")
+
+    def backend_label(self) -> str:
+        return self.backend.label if self.backend is not None else "-"

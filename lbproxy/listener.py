@@ -1,0 +1,90 @@
+"""A listener at run time: its socket server, router, limits and connections."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from typing import TYPE_CHECKING
+
+from lbproxy.http.client import ClientConnection
+from lbproxy.routing.router import Router
+
+if TYPE_CHECKING:
+    from lbproxy.accesslog import AccessLogger
+    from lbproxy.config.model import Listener
+    from lbproxy.http.exchange import Exchange
+    from lbproxy.pool import PoolRuntime
+
+
+class ListenerRuntime:
+    def __init__(
+        self,
+        config: Listener,
+        pools: dict[str, PoolRuntime],
+        access_log: AccessLogger,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.loop = loop
+        self.router: Router[PoolRuntime] = Router([(r, pools[r.pool]) for r in config.routes])
+        self.proto = b"http"
+        self.connections: set[ClientConnection] = set()
+        self.access_log = access_log
+        self._trusted = [ipaddress.ip_network(c, strict=False) for c in config.trusted_proxies]
+        self.server: asyncio.AbstractServer | None = None
+
+    def swap(self, config: Listener, pools: dict[str, PoolRuntime]) -> None:
+        """Adopt a reloaded config; requests already routed keep their pool."""
+        self.config = config
+        self.name = config.name
+        self.router = Router([(r, pools[r.pool]) for r in config.routes])
+        self._trusted = [ipaddress.ip_network(c, strict=False) for c in config.trusted_proxies]
+
+    def is_trusted(self, ip: bytes) -> bool:
+        if not self._trusted or not ip:
+            return False
+        try:
+            addr = ipaddress.ip_address(ip.decode())
+        except ValueError:
+            return False
+        return any(addr in net for net in self._trusted)
+
+    def accept(self, conn: ClientConnection) -> bool:
+        if len(self.connections) >= self.config.limits.max_connections:
+            return False
+        self.connections.add(conn)
+        return True
+
+    def forget(self, conn: ClientConnection) -> None:
+        self.connections.discard(conn)
+
+    def log_access(self, conn: ClientConnection, ex: Exchange) -> None:
+        if self.access_log.enabled:
+            self.access_log.record(self.name, conn, ex, self.loop.time())
+
+    async def start(self) -> None:
+        bind = self.config.bind
+        self.server = await self.loop.create_server(
+            lambda: ClientConnection(self),
+            host=bind.host,
+            port=bind.port,
+            reuse_address=True,
+            backlog=4096,
+        )
+
+    def bound_port(self) -> int:
+        server = self.server
+        assert isinstance(server, asyncio.Server) or hasattr(server, "sockets")
+        for sock in getattr(server, "sockets", ()):
+            port: int = sock.getsockname()[1]
+            return port
+        return self.config.bind.port
+
+    def stop_accepting(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    def check_deadlines(self, now: float) -> None:
+        for conn in list(self.connections):
+            conn.check_deadline(now)

@@ -1,0 +1,248 @@
+"""``Proxy``: the running balancer, for the CLI and for embedding.
+
+It turns a frozen ``Config`` into runtime objects (pools, listeners), binds
+the listeners, runs one ticker that enforces every deadline and expires idle
+upstream connections, and drains gracefully on ``stop``. ``reload`` swaps in
+a new config without dropping connections: new requests use the new routes
+and pools, requests in flight finish on the old ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import TracebackType
+from typing import Any
+
+from lbproxy.accesslog import AccessLogger
+from lbproxy.config import ConfigError, load_config
+from lbproxy.config.model import Config
+from lbproxy.listener import ListenerRuntime
+from lbproxy.pool import PoolRuntime
+from lbproxy.samples import SampleBackends
+
+log = logging.getLogger("lbproxy")
+
+
+class BindError(OSError):
+    """A listener's address could not be bound; the message names it."""
+
+
+def _tick_interval(config: Config) -> float:
+    # Deadlines are checked by one periodic tick instead of a timer per
+    # request; a quarter of the shortest timeout keeps them accurate enough.
+    shortest = min(
+        [
+            t
+            for lst in config.listeners
+            for t in (lst.timeouts.header, lst.timeouts.body, lst.timeouts.idle)
+        ]
+        + [t for p in config.pools.values() for t in (p.timeouts.connect, p.timeouts.response)]
+        + [1.0]
+    )
+    return max(0.005, min(0.25, shortest / 4))
+
+
+class Proxy:
+    """An lbproxy instance. Use as ``async with Proxy(config) as proxy: ...``."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.pools: dict[str, PoolRuntime] = {}
+        self.listeners: dict[str, ListenerRuntime] = {}
+        self.access_log = AccessLogger(config.access_log)
+        self.samples: SampleBackends | None = None
+        self._ticker: asyncio.TimerHandle | None = None
+        self._tick = 0.25
+        self._last_expire = 0.0
+        self._stopped = asyncio.Event()
+        self._started = False
+
+    # -- lifecycle ------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        cfg = self.config
+        if cfg.sample_backends:
+            self.samples = SampleBackends(cfg.sample_backends)
+            try:
+                await self.samples.start()
+            except OSError as err:
+                await self.samples.stop()
+                raise BindError(f"cannot start sample backends on 127.0.0.1:9101..: {err}") from err
+        self.pools = {name: PoolRuntime(p) for name, p in cfg.pools.items()}
+        try:
+            for lc in cfg.listeners:
+                lr = ListenerRuntime(lc, self.pools, self.access_log, loop)
+                try:
+                    await lr.start()
+                except OSError as err:
+                    raise BindError(
+                        f"cannot bind {lc.bind} (listener {lc.name}): {err.strerror or err}"
+                    ) from err
+                self.listeners[lc.name] = lr
+        except BaseException:
+            await self._close_everything()
+            raise
+        self._tick = _tick_interval(cfg)
+        self._ticker = loop.call_later(self._tick, self._on_tick)
+        self._started = True
+
+    async def __aenter__(self) -> Proxy:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop accepting, let in-flight requests finish (up to ``timeout``,
+        default ``shutdown_timeout``), close idle connections, then close."""
+        if not self._started:
+            return
+        self._started = False
+        if timeout is None:
+            timeout = self.config.shutdown_timeout
+        for lr in self.listeners.values():
+            lr.stop_accepting()
+        for lr in self.listeners.values():
+            for conn in list(lr.connections):
+                conn.start_drain()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline and any(lr.connections for lr in self.listeners.values()):
+            await asyncio.sleep(min(0.05, self._tick))
+        for lr in self.listeners.values():
+            for conn in list(lr.connections):
+                conn.abort()
+        await self._close_everything()
+        self._stopped.set()
+
+    async def _close_everything(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        for lr in self.listeners.values():
+            lr.stop_accepting()
+            if lr.server is not None:
+                await lr.server.wait_closed()
+        for pool in self.pools.values():
+            pool.close_idle()
+        if self.samples is not None:
+            await self.samples.stop()
+        self.access_log.close()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    def _on_tick(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        for lr in self.listeners.values():
+            lr.check_deadlines(now)
+        if now - self._last_expire >= 1.0:
+            self._last_expire = now
+            for pool in self.pools.values():
+                pool.expire_idle(now)
+        self.access_log.flush()
+        self._ticker = loop.call_later(self._tick, self._on_tick)
+
+    # -- reload -----------------------------------------------------------------
+    async def reload(self, config: Config | None = None) -> None:
+        """Swap in a new config (read from the original file when not given).
+
+        Raises ``ConfigError`` (and changes nothing) when the new config is
+        invalid. Listeners keep their sockets where the address is unchanged.
+        """
+        if config is None:
+            if self.config.source is None:
+                raise ConfigError(["reload: this proxy was not started from a file"])
+            config = load_config(self.config.source)
+        if config.sample_backends != self.config.sample_backends:
+            raise ConfigError(["sample_backends: cannot change on reload; restart instead"])
+        loop = asyncio.get_running_loop()
+        old_pools = self.pools
+        new_pools = {name: PoolRuntime(p) for name, p in config.pools.items()}
+        new_listeners: dict[str, ListenerRuntime] = {}
+        started: list[ListenerRuntime] = []
+        old_by_bind = {lr.config.bind: lr for lr in self.listeners.values()}
+        try:
+            for lc in config.listeners:
+                old = old_by_bind.pop(lc.bind, None)
+                if old is not None:
+                    old.swap(lc, new_pools)
+                    new_listeners[lc.name] = old
+                else:
+                    lr = ListenerRuntime(lc, new_pools, self.access_log, loop)
+                    try:
+                        await lr.start()
+                    except OSError as err:
+                        raise ConfigError([f"listeners: cannot bind {lc.bind}: {err}"]) from err
+                    started.append(lr)
+                    new_listeners[lc.name] = lr
+        except ConfigError:
+            for lr in started:
+                lr.stop_accepting()
+            raise
+        for gone in old_by_bind.values():
+            gone.stop_accepting()
+            for conn in list(gone.connections):
+                conn.start_drain()
+        self.listeners = new_listeners
+        self.pools = new_pools
+        self.config = config
+        for pool in old_pools.values():
+            pool.close_idle()
+        self._tick = _tick_interval(config)
+        log.info("config reloaded from %s", config.source)
+
+    # -- introspection ------------------------------------------------------------
+    def addresses(self) -> dict[str, tuple[str, int]]:
+        """Listener name -> (host, port) actually bound (port 0 resolved)."""
+        return {name: (lr.config.bind.host, lr.bound_port()) for name, lr in self.listeners.items()}
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "listeners": [
+                {
+                    "name": name,
+                    "bind": f"{host}:{port}",
+                    "active_connections": len(self.listeners[name].connections),
+                }
+                for name, (host, port) in self.addresses().items()
+            ],
+            "pools": {
+                name: {
+                    "balance": pool.config.balance,
+                    "backends": [
+                        {
+                            "address": b.label,
+                            "weight": b.weight,
+                            "backup": b.backup,
+                            "active_connections": b.active,
+                            "idle_connections": len(b.idle.conns),
+                            "requests_total": b.requests_total,
+                            "failures_total": b.failures_total,
+                        }
+                        for b in pool.backends
+                    ],
+                }
+                for name, pool in self.pools.items()
+            },
+        }
+
+    def set_weight(self, pool: str, address: str, weight: int) -> None:
+        """Change a backend's weight; takes effect at the next pick."""
+        if weight < 0:
+            raise ValueError("weight must be >= 0")
+        p = self.pools.get(pool)
+        if p is None:
+            raise KeyError(f"no pool named {pool!r}")
+        p.set_weight(address, weight)

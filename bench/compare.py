@@ -368,11 +368,17 @@ def backend_conf(d: Path, nginx_build: str, port: int) -> str:
     return nginx_main_conf(d, nginx_build, body)
 
 
+IDLE_UPSTREAM = 256
+
+
 def nginx_proxy_conf(d: Path, nginx_build: str, port: int, backend_port: int) -> str:
     body = f"""\
     upstream backend {{
         server 127.0.0.1:{backend_port};
-        keepalive 32;
+        # Idle upstream connections kept: more than wrk's connections, as
+        # for lbproxy below, so neither reconnects in steady state (HAProxy
+        # has no such cap).
+        keepalive {IDLE_UPSTREAM};
         keepalive_requests 100000000;
     }}
     server {{
@@ -420,6 +426,7 @@ listeners:
         pool: backend
 pools:
   backend:
+    keepalive: {{max_idle_per_backend: {IDLE_UPSTREAM}}}
     backends:
       - {{address: "127.0.0.1:{backend_port}"}}
 access_log: {{format: off}}

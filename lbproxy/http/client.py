@@ -24,7 +24,7 @@ import httptools
 
 from lbproxy._fast import load as _load_fast
 from lbproxy.http.errors import error_response
-from lbproxy.http.exchange import Exchange
+from lbproxy.http.exchange import HAS_BODY, Exchange
 from lbproxy.http.upstream import WRITE_HIGH_WATER
 from lbproxy.routing.router import normalise_host
 
@@ -68,6 +68,8 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "_corked",
         "_trailers",
+        "_eof",
+        "raw_header_bytes",
         "_wbuf",
         "_write_paused",
         "client_ip",
@@ -119,6 +121,8 @@ class ClientConnection(asyncio.Protocol):
         self.closed = False
         self.requests = 0
         self._trailers: list[tuple[bytes, bytes]] = []
+        self._eof = False  # we sent FIN: nothing more may be written
+        self.raw_header_bytes = 0  # bytes read while in a header block
 
     # -- asyncio.Protocol ---------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -170,9 +174,10 @@ class ClientConnection(asyncio.Protocol):
             if up is not None:
                 up.uncork()
         if self.phase == P_HEADERS:
-            # A header block that never ends must not grow without bound.
-            self.header_bytes += len(data)
-            if self.header_bytes > self.lr.config.limits.max_header_bytes + 4096:
+            # A header block that never ends must not grow without bound
+            # (httptools buffers a header line until it is complete).
+            self.raw_header_bytes += len(data)
+            if self.raw_header_bytes > self.lr.config.limits.max_header_bytes + 4096:
                 self._reject(431, "request header block too large")
         if len(self.queue) > 1:
             self.pause_reading_for(2)
@@ -230,7 +235,7 @@ class ClientConnection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self._corked:
             self._wbuf.append(data)
-        elif self.transport is not None and not self.closed:
+        elif self.transport is not None and not self.closed and not self._eof:
             self.transport.write(data)
 
     def cork(self) -> None:
@@ -240,7 +245,7 @@ class ClientConnection(asyncio.Protocol):
         self._corked = False
         buf = self._wbuf
         if buf:
-            if self.transport is not None and not self.closed:
+            if self.transport is not None and not self.closed and not self._eof:
                 self.transport.write(buf[0] if len(buf) == 1 else b"".join(buf))
             buf.clear()
 
@@ -250,6 +255,7 @@ class ClientConnection(asyncio.Protocol):
         self.url = b""
         self.headers = []
         self.header_bytes = 0
+        self.raw_header_bytes = 0
         if self.deadline_kind != T_HEADER:
             self.deadline = self.loop.time() + self.lr.config.timeouts.header
             self.deadline_kind = T_HEADER
@@ -334,6 +340,8 @@ class ClientConnection(asyncio.Protocol):
                 status, reason = 404, "no route matches"
             else:
                 route, pool = found
+        if clen > 0:
+            flags |= HAS_BODY
         ex = Exchange(
             self, method, url, host, keep_alive, http11, block, flags, route, pool, status, reason
         )
@@ -409,7 +417,7 @@ class ClientConnection(asyncio.Protocol):
         self.lr.log_access(self, ex)
         if self.closed:
             return
-        if close or self.phase == P_CLOSING:
+        if close or (self.phase == P_CLOSING and not queue):
             self.resume_reading_for(1)
             self._linger_close()
             return
@@ -466,8 +474,10 @@ class ClientConnection(asyncio.Protocol):
         unread input would reset the connection and could destroy the
         response in flight)."""
         transport = self.transport
-        if transport is None or self.closed:
+        if transport is None or self.closed or self._eof:
             return
+        self.uncork()  # the response may still sit in the cork buffer
+        self._eof = True
         self.phase = P_CLOSING
         self.read_paused = 0
         if transport.can_write_eof():

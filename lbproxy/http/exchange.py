@@ -39,6 +39,8 @@ CHUNKED = _headers.CHUNKED
 CONN_CLOSE = _headers.CONN_CLOSE
 UPGRADE = _headers.UPGRADE
 EXPECT_CONTINUE = _headers.EXPECT_CONTINUE
+# Set by the client side when Content-Length > 0 (not a scanner flag).
+HAS_BODY = 1 << 10
 
 # Request bytes kept to resend on a fresh connection when a reused keep-alive
 # connection turns out to have been closed by the backend. Larger bodies are
@@ -149,7 +151,9 @@ class Exchange:
         self.pool = pool
         self.local_status = local_status
         self.reason = reason
-        self.req_done = False
+        # A request without a body is complete with its headers; one with a
+        # body when llhttp reports the message complete.
+        self.req_done = not (flags & (CHUNKED | HAS_BODY))
         self.body_in = 0
         self.pending: list[bytes] = []
         self.pending_size = 0

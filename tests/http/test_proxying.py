@@ -84,8 +84,19 @@ async def test_idle_pool_size_is_bounded() -> None:
                         await r.read()
 
                 await asyncio.gather(*(one() for _ in range(8)))
-            idle = proxy.status()["pools"]["web"]["backends"][0]["idle_connections"]
-    assert idle == 2
+
+            def idle() -> int:
+                n: int = proxy.status()["pools"]["web"]["backends"][0]["idle_connections"]
+                return n
+
+            # A burst may leave more idle for a moment; the surplus is closed
+            # within about a second.
+            assert idle() <= 8
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 3
+            while idle() > 2 and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            assert idle() == 2
 
 
 async def test_pipelined_requests_answered_in_order() -> None:

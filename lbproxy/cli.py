@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 
-from lbproxy import __version__
+from lbproxy import __version__, _fast
 from lbproxy.config import ConfigError, load_config
 from lbproxy.config.model import Config
 from lbproxy.proxy import BindError, Proxy
@@ -98,6 +98,7 @@ def run(config: Config) -> int:
 
 async def _serve(config: Config) -> int:
     loop = asyncio.get_running_loop()
+    log.info("lbproxy %s, hot paths: %s", __version__, _fast.describe())
     proxy = Proxy(config)
     await proxy.start()
     if proxy.samples is not None:

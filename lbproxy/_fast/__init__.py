@@ -21,6 +21,7 @@ from typing import Literal
 
 __all__ = [
     "NO_EXTENSIONS",
+    "describe",
     "ExtensionImportWarning",
     "implementation",
     "load",
@@ -97,3 +98,11 @@ def implementation(name: str) -> Implementation:
     """Which implementation ``load(name)`` returns: "compiled" or "pure"."""
     load(name)
     return _chosen[name][1]
+
+
+def describe() -> str:
+    """One line for the startup log: which modules run compiled, which as twins."""
+    parts = [f"{name} {impl}" for name, (_, impl) in sorted(_chosen.items())]
+    if NO_EXTENSIONS:
+        return "pure-Python twins forced by LBPROXY_NO_EXTENSIONS; " + ", ".join(parts)
+    return ", ".join(parts) if parts else "none loaded"

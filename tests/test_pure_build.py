@@ -24,7 +24,8 @@ async def test_proxy_on_pure_twins(tmp_path: Path) -> None:
         port = free_port()
         cfg = tmp_path / "lb.yaml"
         backends = "\n".join(
-            f'      - {{address: "{b.address}", weight: {w}}}' for b, w in zip(bs, (5, 1, 1))
+            f'      - {{address: "{b.address}", weight: {w}}}'
+            for b, w in zip(bs, (5, 1, 1), strict=True)
         )
         cfg.write_text(
             f"""

@@ -21,8 +21,8 @@ from typing import Literal
 
 __all__ = [
     "NO_EXTENSIONS",
-    "describe",
     "ExtensionImportWarning",
+    "describe",
     "implementation",
     "load",
     "load_compiled",

@@ -67,9 +67,8 @@ class _Reject(Exception):
 class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "_corked",
-        "_trailers",
         "_eof",
-        "raw_header_bytes",
+        "_trailers",
         "_wbuf",
         "_write_paused",
         "client_ip",
@@ -86,6 +85,7 @@ class ClientConnection(asyncio.Protocol):
         "parser",
         "phase",
         "queue",
+        "raw_header_bytes",
         "read_paused",
         "requests",
         "transport",

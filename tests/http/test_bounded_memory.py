@@ -10,7 +10,6 @@ count.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -60,7 +59,6 @@ access_log: {{format: "off"}}
         stderr=subprocess.PIPE,
     )
     try:
-
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 15
         while True:

@@ -31,6 +31,10 @@ class ListenerRuntime:
         self.proto = b"http"
         self.connections: set[ClientConnection] = set()
         self.access_log = access_log
+        # Read per header; cached here rather than chased through config.
+        self.max_headers = config.limits.max_headers
+        self.max_header_bytes = config.limits.max_header_bytes
+        self.logging = access_log.enabled
         self._trusted = [ipaddress.ip_network(c, strict=False) for c in config.trusted_proxies]
         self.server: asyncio.AbstractServer | None = None
 
@@ -38,6 +42,8 @@ class ListenerRuntime:
         """Adopt a reloaded config; requests already routed keep their pool."""
         self.config = config
         self.name = config.name
+        self.max_headers = config.limits.max_headers
+        self.max_header_bytes = config.limits.max_header_bytes
         self.router = Router([(r, pools[r.pool]) for r in config.routes])
         self._trusted = [ipaddress.ip_network(c, strict=False) for c in config.trusted_proxies]
 

@@ -55,14 +55,13 @@ class BackendState:
     def forget(self, conn: UpstreamConnection) -> None:
         self.idle.remove(conn)
 
-    def take(self) -> None:
-        self.active += 1
-        self.requests_total += 1
+    # The exchange counts ``active`` itself; these tell the balancer (HAProxy's
+    # take_conn/drop_conn) for algorithms that weigh in-flight requests.
+    def balancer_take(self) -> None:
         if self._balancer is not None:
             self._balancer.take(self._slot)
 
-    def drop(self) -> None:
-        self.active -= 1
+    def balancer_drop(self) -> None:
         if self._balancer is not None:
             self._balancer.drop(self._slot)
 
@@ -94,16 +93,35 @@ class _Tier:
 
 
 class PoolRuntime:
-    __slots__ = ("_backup", "_primary", "backends", "config", "name")
+    __slots__ = (
+        "_backup",
+        "_primary",
+        "_primary_backends",
+        "_primary_balancer",
+        "backends",
+        "config",
+        "connect_timeout",
+        "name",
+        "response_timeout",
+    )
 
     def __init__(self, cfg: Pool) -> None:
         self.name = cfg.name
         self.config = cfg
+        self.connect_timeout = cfg.timeouts.connect
+        self.response_timeout = cfg.timeouts.response
         self.backends = [BackendState(cfg, b) for b in cfg.backends]
         self._primary = _Tier(cfg.balance, [b for b in self.backends if not b.backup])
         self._backup = _Tier(cfg.balance, [b for b in self.backends if b.backup])
+        self._primary_backends = self._primary.backends
+        self._primary_balancer = self._primary.balancer
 
     def pick(self, tried: set[BackendState] | None = None) -> BackendState | None:
+        if tried is None and self._primary_backends:
+            # The common case, without the filter closure: one balancer call.
+            i = self._primary_balancer.pick(None, None)
+            if i >= 0:
+                return self._primary_backends[i]
         b = self._primary.pick(tried)
         if b is None:
             b = self._backup.pick(tried)

@@ -20,11 +20,11 @@ Python code (the only allocations are the result's bytes and ints, which do
 not trigger the cyclic GC), so the borrowed pointers stay valid.
 
 Inputs outside the contract (not a list or tuple of 2-tuples of exact
-``bytes``; a ``trusted`` that is not a bool or int; non-bytes arguments) and a
-Content-Length of more than 18 digits (past int64; the twin's ``int()`` has its
-own limits and errors) are handed to the pure twin as a whole, so they too
-behave identically. The first pass changes nothing, so it can hand over at any
-header before it has raised.
+``bytes``; a ``trusted`` that is not a bool or int; non-bytes arguments) are
+handed to the pure twin as a whole, so they too behave identically. The first
+pass changes nothing, so it can hand over at any header before it has raised.
+A Content-Length of more than 18 digits is a ``FramingError`` in both twins,
+so every accepted value fits an int64.
 """
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
@@ -70,13 +70,17 @@ class FramingError(ValueError):
 
 
 # What a header name is. The order matters: a request keeps (unless
-# Connection lists them) only names up to H_EXPECT, a response up to H_VIA;
-# everything from H_TE on is hop-by-hop on both sides.
+# Connection lists them) only names up to H_XRIP, and H_FORWARDED and H_XRIP
+# only from a trusted peer; a response keeps names up to H_VIA; everything
+# from H_TE on is hop-by-hop on both sides. Connection never removes H_HOST,
+# H_CL, H_XFF, H_XFP, H_XFH, H_VIA (nor H_TE, which is dropped anyway).
 cdef enum:
     H_OTHER = 0
     H_HOST
     H_CL
     H_EXPECT
+    H_FORWARDED        # forwarded
+    H_XRIP             # x-real-ip
     H_XFF
     H_XFP
     H_XFH
@@ -102,8 +106,8 @@ cdef enum:
     LOCAL_CODES = 64    # headers classified without a heap allocation
     LINEAR_TOKENS = 16  # Connection tokens searched linearly; more get sorted
 
-# Largest digit count that always fits an int64 (10**18 - 1 < 2**63); longer
-# Content-Length values go to the twin.
+# Largest digit count that always fits an int64 (10**18 - 1 < 2**63); a longer
+# Content-Length is invalid.
 cdef Py_ssize_t MAX_FAST_DIGITS = 18
 
 cdef unsigned char _LOWER[256]
@@ -189,6 +193,8 @@ cdef unsigned char _classify(const unsigned char *p, Py_ssize_t n) noexcept nogi
     if c == c'x':
         if n == 15 and _is(p, b"x-forwarded-for", 15):
             return H_XFF
+        if n == 9 and _is(p, b"x-real-ip", 9):
+            return H_XRIP
         if n == 16 and _is(p, b"x-forwarded-host", 16):
             return H_XFH
         if n == 17 and _is(p, b"x-forwarded-proto", 17):
@@ -214,6 +220,9 @@ cdef unsigned char _classify(const unsigned char *p, Py_ssize_t n) noexcept nogi
     elif c == c'e':
         if n == 6 and _is(p, b"expect", 6):
             return H_EXPECT
+    elif c == c'f':
+        if n == 9 and _is(p, b"forwarded", 9):
+            return H_FORWARDED
     elif c == c'u':
         if n == 7 and _is(p, b"upgrade", 7):
             return H_UPGRADE
@@ -336,8 +345,9 @@ cdef int _connection(Tokens *t, const unsigned char *p, Py_ssize_t n) except -1:
     return bits
 
 
-cdef bint _last_coding_chunked(const unsigned char *p, Py_ssize_t n) noexcept nogil:
-    """The last non-empty stripped comma-separated token is "chunked"."""
+cdef int _last_coding(const unsigned char *p, Py_ssize_t n) noexcept nogil:
+    """Whether the last non-empty stripped comma-separated token is "chunked":
+    1 if it is, 0 if not, -1 when there is no such token."""
     cdef Py_ssize_t start = 0, end, s, e
     cdef Py_ssize_t ls = 0, le = 0
     while start <= n:
@@ -354,7 +364,9 @@ cdef bint _last_coding_chunked(const unsigned char *p, Py_ssize_t n) noexcept no
             ls = s
             le = e
         start = end + 1
-    return le - ls == 7 and _is(p + ls, b"chunked", 7)
+    if le == 0:
+        return -1
+    return 1 if le - ls == 7 and _is(p + ls, b"chunked", 7) else 0
 
 
 cdef inline int _order(
@@ -465,7 +477,7 @@ def scan_request(headers, client_ip, trusted, proto, via):
     cdef Py_ssize_t i, nl, vl
     cdef unsigned char code
     cdef int flags = 0, tok_bits = 0
-    cdef bint have_clen = False
+    cdef bint have_clen = False, host_seen = False
     cdef long long clen = -1
     cdef PyObject *host = NULL
     cdef PyObject *upgrade = NULL
@@ -496,16 +508,15 @@ def scan_request(headers, client_ip, trusted, proto, via):
             p = <const unsigned char *>PyBytes_AS_STRING(value)
             vl = PyBytes_GET_SIZE(value)
             if code == H_HOST:
-                if host is not NULL and PyBytes_GET_SIZE(host) > 0:
+                if host_seen:
                     raise FramingError("more than one Host header")
+                host_seen = True
                 host = value
             elif code == H_CL:
                 if have_clen:
                     raise FramingError("more than one Content-Length")
-                if not _digits(p, vl):
+                if vl > MAX_FAST_DIGITS or not _digits(p, vl):
                     raise FramingError("invalid Content-Length")
-                if vl > MAX_FAST_DIGITS:
-                    return _pure_request(headers, client_ip, trusted, proto, via)
                 clen = _small_int(p, vl)
                 have_clen = True
                 flags |= _HAS_CONTENT_LENGTH
@@ -550,19 +561,20 @@ def scan_request(headers, client_ip, trusted, proto, via):
             upgrade = NULL
 
         # Which headers pass, and the exact size of the block.
+        is_trusted = trusted
         for i in range(n):
             code = codes[i]
-            if code > H_EXPECT:
+            if code > H_XRIP or (code >= H_FORWARDED and not is_trusted):
                 continue
             _unpack(items[i], &name, &value)
             nl = PyBytes_GET_SIZE(name)
-            if toks.count and _listed(
-                &toks, <const unsigned char *>PyBytes_AS_STRING(name), nl
+            if (
+                toks.count and code != H_HOST and code != H_CL
+                and _listed(&toks, <const unsigned char *>PyBytes_AS_STRING(name), nl)
             ):
                 continue
             codes[i] = code | KEEP
             total += nl + PyBytes_GET_SIZE(value) + 4
-        is_trusted = trusted
         total += L_XFF + PyBytes_GET_SIZE(<PyObject *>client_ip) + 2
         if is_trusted and xff_first >= 0:
             total += xff_len + 2
@@ -675,8 +687,8 @@ def scan_response(headers):
     cdef const unsigned char *p
     cdef Py_ssize_t i, nl, vl
     cdef unsigned char code
-    cdef int flags = 0, tok_bits = 0
-    cdef bint have_clen = False
+    cdef int flags = 0, tok_bits = 0, last
+    cdef bint have_clen = False, te_seen = False, chunked = False, clen_written = False
     cdef long long clen = -1, cl
     cdef Py_ssize_t total = 0
     cdef object block
@@ -700,10 +712,8 @@ def scan_response(headers):
             p = <const unsigned char *>PyBytes_AS_STRING(value)
             vl = PyBytes_GET_SIZE(value)
             if code == H_CL:
-                if not _digits(p, vl):
+                if vl > MAX_FAST_DIGITS or not _digits(p, vl):
                     raise FramingError("invalid Content-Length")
-                if vl > MAX_FAST_DIGITS:
-                    return _pure_response(headers)
                 cl = _small_int(p, vl)
                 if have_clen and cl != clen:
                     raise FramingError("conflicting Content-Length")
@@ -711,24 +721,38 @@ def scan_response(headers):
                 have_clen = True
                 flags |= _HAS_CONTENT_LENGTH
             elif code == H_TE:
-                # Only a final "chunked" delimits the body (RFC 9112 6.3).
-                if _last_coding_chunked(p, vl):
-                    flags |= _CHUNKED
+                # All the lines make one list of codings; only a final
+                # "chunked" delimits the body (RFC 9112 6.3).
+                te_seen = True
+                last = _last_coding(p, vl)
+                if last >= 0:
+                    chunked = last == 1
             elif code == H_CONNECTION:
                 tok_bits |= _connection(&toks, p, vl)
-        if flags & _CHUNKED:
+        if te_seen:
+            # Transfer-Encoding overrides Content-Length: chunked, or until close.
             clen = -1
+            flags &= ~_HAS_CONTENT_LENGTH
+            if chunked:
+                flags |= _CHUNKED
         if tok_bits & TOK_CLOSE:
             flags |= _CONN_CLOSE
 
         for i in range(n):
             code = codes[i]
-            if code > H_VIA or (code == H_CL and flags & _CHUNKED):
+            if code > H_VIA:
                 continue
+            if code == H_CL:
+                # Only one, and none when Transfer-Encoding frames the body.
+                if te_seen or clen_written:
+                    continue
+                clen_written = True
             _unpack(items[i], &name, &value)
             nl = PyBytes_GET_SIZE(name)
-            if toks.count and _listed(
-                &toks, <const unsigned char *>PyBytes_AS_STRING(name), nl
+            if (
+                toks.count and (code == H_OTHER or code == H_EXPECT or code == H_FORWARDED
+                                or code == H_XRIP)
+                and _listed(&toks, <const unsigned char *>PyBytes_AS_STRING(name), nl)
             ):
                 continue
             codes[i] = code | KEEP

@@ -11,6 +11,25 @@ costs as much as the first:
 * serialisation: what survives is written out as one ``bytes`` block
   ready to follow the start line.
 
+Rules that keep a client (or a backend) from confusing the framing or the
+proxy's own headers:
+
+* a Connection token never removes Content-Length, Host or
+  Transfer-Encoding, nor the X-Forwarded-For/-Proto/-Host and Via headers
+  the proxy writes itself: listing them would otherwise drop a request's
+  Content-Length while its body is still forwarded (request smuggling);
+* a Content-Length of more than 18 digits is invalid (``FramingError``), so
+  every accepted value fits an int64;
+* a request may carry at most one Host header, empty or not;
+* when the peer is not a trusted proxy its X-Forwarded-* headers are
+  replaced and its ``Forwarded`` and ``X-Real-IP`` headers are dropped, so a
+  client cannot forge its address to the backend; a trusted peer's are kept;
+* in a response, all Transfer-Encoding lines form one list of codings; when
+  any is present it overrides Content-Length (RFC 9112 6.3): the body is
+  chunked if the final coding is ``chunked``, else read until close, and
+  Content-Length is neither returned nor forwarded. Equal duplicate
+  Content-Length headers are forwarded as one.
+
 The compiled twin ``headers.pyx`` must behave identically; the test suite
 runs the same cases against both.
 """
@@ -25,8 +44,9 @@ CONN_KEEP_ALIVE = 8
 UPGRADE = 16
 HAS_CONTENT_LENGTH = 32
 
-# Headers that are always hop-by-hop, lower case (RFC 9110 7.6.1), plus the
-# ones the proxy writes itself so a client cannot smuggle its own copy.
+# Headers that are always hop-by-hop, lower case (RFC 9110 7.6.1). The
+# X-Forwarded-* and Via headers of a request, which the proxy writes itself,
+# are replaced separately in ``scan_request``.
 _HOP = frozenset(
     {
         b"connection",
@@ -40,12 +60,44 @@ _HOP = frozenset(
 )
 
 
+# Names a Connection token can never remove: end-to-end framing, and the
+# headers the proxy writes itself (which it replaces on requests anyway).
+_PROTECTED = frozenset(
+    {
+        b"content-length",
+        b"host",
+        b"transfer-encoding",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"via",
+    }
+)
+
+# Longest Content-Length accepted: 10**18 - 1 < 2**63, so it fits an int64.
+_MAX_CL_DIGITS = 18
+
+
 class FramingError(ValueError):
     """The message's framing is ambiguous or invalid: answer 400 and close."""
 
 
 def _connection_tokens(value: bytes) -> list[bytes]:
     return [t.strip().lower() for t in value.split(b",") if t.strip()]
+
+
+def _content_length(value: bytes) -> int:
+    if not value.isdigit() or len(value) > _MAX_CL_DIGITS:
+        raise FramingError("invalid Content-Length")
+    return int(value)
+
+
+def _dropped(conn_tokens: list[bytes]) -> set[bytes] | None:
+    """The names Connection asks to remove, less the protected ones."""
+    if not conn_tokens:
+        return None
+    drop = set(conn_tokens) - _PROTECTED
+    return drop or None
 
 
 def scan_request(
@@ -64,10 +116,12 @@ def scan_request(
     one (and lists it in Connection), else b"".
 
     ``trusted`` says whether the peer is one of the listener's trusted
-    proxies: only then are its X-Forwarded-* values believed and extended;
-    otherwise they are replaced, so a client cannot forge its address.
+    proxies: only then are its X-Forwarded-* values believed and extended,
+    and its Forwarded and X-Real-IP headers passed on; otherwise the former
+    are replaced and the latter dropped, so a client cannot forge its address.
     """
     host = b""
+    host_seen = False
     clen = -1
     flags = 0
     upgrade = b""
@@ -81,15 +135,14 @@ def scan_request(
         lname = name.lower()
         lowered.append(lname)
         if lname == b"host":
-            if host:
+            if host_seen:
                 raise FramingError("more than one Host header")
+            host_seen = True
             host = value
         elif lname == b"content-length":
             if clen >= 0:
                 raise FramingError("more than one Content-Length")
-            if not value.isdigit():
-                raise FramingError("invalid Content-Length")
-            clen = int(value)
+            clen = _content_length(value)
             flags |= HAS_CONTENT_LENGTH
         elif lname == b"transfer-encoding":
             if flags & CHUNKED or value.strip().lower() != b"chunked":
@@ -122,7 +175,7 @@ def scan_request(
         upgrade = b""
 
     out: list[bytes] = []
-    drop = set(conn_tokens) if conn_tokens else None
+    drop = _dropped(conn_tokens)
     i = 0
     for name, value in headers:
         lname = lowered[i]
@@ -134,6 +187,7 @@ def scan_request(
             or lname == b"x-forwarded-proto"
             or lname == b"x-forwarded-host"
             or lname == b"via"
+            or (not trusted and (lname == b"forwarded" or lname == b"x-real-ip"))
             or (drop is not None and lname in drop)
             # Framing is re-stated below; only a Content-Length may pass.
         ):
@@ -159,50 +213,58 @@ def scan_response(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, int, int]:
     """Check and strip a response's headers.
 
     Returns ``(block, content_length, flags)``: ``block`` holds the
-    end-to-end headers (Content-Length included, Transfer-Encoding and
+    end-to-end headers (one Content-Length included, Transfer-Encoding and
     Connection not: the caller re-states framing for the client), and
-    ``flags`` has CHUNKED when the body is chunked, CONN_CLOSE when the
-    backend said it will close.
+    ``flags`` has CHUNKED when the body is chunked, HAS_CONTENT_LENGTH when
+    Content-Length delimits it, CONN_CLOSE when the backend said it will
+    close. With neither CHUNKED nor HAS_CONTENT_LENGTH (``content_length``
+    -1) the body, if any, runs until the backend closes.
     """
     clen = -1
     flags = 0
+    te_seen = False
+    chunked = False
     conn_tokens: list[bytes] = []
     lowered: list[bytes] = []
     for name, value in headers:
         lname = name.lower()
         lowered.append(lname)
         if lname == b"content-length":
-            if not value.isdigit():
-                raise FramingError("invalid Content-Length")
-            n = int(value)
+            n = _content_length(value)
             if clen >= 0 and n != clen:
                 raise FramingError("conflicting Content-Length")
             clen = n
             flags |= HAS_CONTENT_LENGTH
         elif lname == b"transfer-encoding":
-            # Only a final "chunked" delimits the body; anything else means
-            # read until close (RFC 9112 6.3), which the parser also does.
+            # All the lines make one list of codings; only a final "chunked"
+            # delimits the body, anything else means read until close.
+            te_seen = True
             codings = _connection_tokens(value)
-            if codings and codings[-1] == b"chunked":
-                flags |= CHUNKED
+            if codings:
+                chunked = codings[-1] == b"chunked"
         elif lname == b"connection":
             conn_tokens.extend(_connection_tokens(value))
-    if flags & CHUNKED:
+    if te_seen:
+        # Transfer-Encoding overrides Content-Length (RFC 9112 6.3).
         clen = -1
+        flags &= ~HAS_CONTENT_LENGTH
+        if chunked:
+            flags |= CHUNKED
     if b"close" in conn_tokens:
         flags |= CONN_CLOSE
     out: list[bytes] = []
-    drop = set(conn_tokens) if conn_tokens else None
+    drop = _dropped(conn_tokens)
+    clen_written = False
     i = 0
     for name, value in headers:
         lname = lowered[i]
         i += 1
-        if (
-            lname in _HOP
-            or lname.startswith(b"proxy-")
-            or (drop is not None and lname in drop)
-            or (lname == b"content-length" and flags & CHUNKED)
-        ):
+        if lname in _HOP or lname.startswith(b"proxy-") or (drop is not None and lname in drop):
             continue
+        if lname == b"content-length":
+            # Only one, and none when Transfer-Encoding frames the body.
+            if te_seen or clen_written:
+                continue
+            clen_written = True
         out.append(name + b": " + value + b"\r\n")
     return b"".join(out), clen, flags

@@ -120,7 +120,7 @@ class ClientConnection(asyncio.Protocol):
         self._write_paused = False
         self.closed = False
         self.requests = 0
-        self._trailers: list[tuple[bytes, bytes]] = []
+        self._trailers: list[tuple[bytes, bytes]] | None = None
         self._eof = False  # we sent FIN: nothing more may be written
         self.raw_header_bytes = 0  # bytes read while in a header block
 
@@ -267,15 +267,17 @@ class ClientConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.phase == P_BODY:  # a trailer field after the last chunk
+            if self._trailers is None:
+                self._trailers = []
             self._trailers.append((name, value))
             return
         headers = self.headers
         headers.append((name, value))
-        limits = self.lr.config.limits
-        if len(headers) > limits.max_headers:
-            raise _Reject(431, f"more than {limits.max_headers} request headers")
+        lr = self.lr
+        if len(headers) > lr.max_headers:
+            raise _Reject(431, f"more than {lr.max_headers} request headers")
         self.header_bytes += len(name) + len(value) + 4
-        if self.header_bytes + len(self.url) > limits.max_header_bytes:
+        if self.header_bytes + len(self.url) > lr.max_header_bytes:
             raise _Reject(431, "request headers too large")
 
     def on_headers_complete(self) -> None:
@@ -286,7 +288,7 @@ class ClientConnection(asyncio.Protocol):
         keep_alive = parser.should_keep_alive() and not self.draining
         headers = self.headers
         self.headers = []
-        self._trailers = []
+        self._trailers = None
         url = self.url
         try:
             block, host, clen, flags, _upgrade = scan_request(
@@ -335,7 +337,7 @@ class ClientConnection(asyncio.Protocol):
         if http11 and not host and not status:
             raise _Reject(400, "missing Host header")
         if not status:
-            found = lr.router.match(normalise_host(host), url, method, headers)
+            found = lr.router.match(host, url, method, headers)
             if found is None:
                 status, reason = 404, "no route matches"
             else:
@@ -368,9 +370,10 @@ class ClientConnection(asyncio.Protocol):
         if self.deadline_kind == T_BODY or self.deadline_kind == T_HEADER:
             self.deadline_kind = T_NONE
         if cur is not None:
-            trailers = self._trailers or None
-            self._trailers = []
-            cur.request_complete(trailers)
+            if not cur.req_done:
+                trailers = self._trailers
+                self._trailers = None
+                cur.request_complete(trailers)
             if cur.done and not self.queue and not self.closed:
                 self._arm_idle()
 
@@ -414,7 +417,9 @@ class ClientConnection(asyncio.Protocol):
         queue = self.queue
         if queue and queue[0] is ex:
             queue.popleft()
-        self.lr.log_access(self, ex)
+        lr = self.lr
+        if lr.logging:
+            lr.log_access(self, ex)
         if self.closed:
             return
         if close or (self.phase == P_CLOSING and not queue):
@@ -427,13 +432,14 @@ class ClientConnection(asyncio.Protocol):
                 self.resume_reading_for(2)
             nxt.begin()
             return
-        self.resume_reading_for(2)
-        self.resume_reading_for(1)
+        if self.read_paused:
+            self.resume_reading_for(3)
         if self.phase == P_IDLE:
             if self.draining:
                 self._close()
             else:
-                self._arm_idle()
+                self.deadline = self.loop.time() + lr.config.timeouts.idle
+                self.deadline_kind = T_IDLE
 
     def _arm_idle(self) -> None:
         self.deadline = self.loop.time() + self.lr.config.timeouts.idle

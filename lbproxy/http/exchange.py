@@ -185,9 +185,6 @@ class Exchange:
         if self.local_status:
             self._respond_local()
             return
-        self._pick_and_send()
-
-    def _pick_and_send(self) -> None:
         pool = self.pool
         assert pool is not None
         b = pool.pick(self.tried)
@@ -195,7 +192,9 @@ class Exchange:
             self.fail(503, "no eligible backend")
             return
         self.backend = b
-        b.take()
+        b.active += 1
+        b.requests_total += 1
+        b.balancer_take()
         conn = b.idle.get()
         if conn is not None:
             self._attach(conn)
@@ -208,7 +207,7 @@ class Exchange:
         assert b is not None and pool is not None
         loop = self.client.loop
         self.connecting = True
-        self.deadline = loop.time() + pool.config.timeouts.connect
+        self.deadline = loop.time() + pool.connect_timeout
         self.deadline_kind = D_CONNECT
         task = loop.create_task(
             loop.create_connection(lambda: UpstreamConnection(b), b.host, b.port)
@@ -234,7 +233,10 @@ class Exchange:
 
     def _attach(self, conn: UpstreamConnection) -> None:
         conn.exchange = self
-        conn.reset_for_next()
+        conn.headers = []
+        conn.trailers = None
+        conn.in_head = True
+        conn.got_bytes = False
         self.upstream = conn
         head = self.start_line
         if not self.has_host:
@@ -255,7 +257,7 @@ class Exchange:
     def _arm_response(self) -> None:
         pool = self.pool
         assert pool is not None
-        self.deadline = self.client.loop.time() + pool.config.timeouts.response
+        self.deadline = self.client.loop.time() + pool.response_timeout
         self.deadline_kind = D_RESPONSE
 
     # -- request body from the client -------------------------------------------
@@ -290,6 +292,8 @@ class Exchange:
                 self.client.pause_reading_for(4)
 
     def request_complete(self, trailers: list[tuple[bytes, bytes]] | None) -> None:
+        if self.req_done:
+            return  # no body: complete since its headers
         self.req_done = True
         if self.chunked_in and not self.local_status and not self.done:
             self._send(b"0\r\n" + _header_lines(trailers) + b"\r\n")
@@ -363,7 +367,8 @@ class Exchange:
         self.close_after = close
         self.resp_started = True
         self.deadline_kind = NO_DEADLINE if status == 101 else self.deadline_kind
-        client.write(_status_line(status, reason) + block + extra + b"\r\n")
+        line = _STATUS_LINES.get((status, reason)) or _status_line(status, reason)
+        client.write(line + block + extra + b"\r\n")
 
     def on_response_body(self, data: bytes) -> None:
         self.resp_bytes += len(data)
@@ -483,7 +488,8 @@ class Exchange:
             return
         self.upstream = None
         conn.exchange = None
-        self.client.resume_reading_for(1)
+        if self.client.read_paused & 1:
+            self.client.resume_reading_for(1)
         if self.upstream_read_paused:
             self.upstream_read_paused = False
             if conn.transport is not None and not conn.closed:
@@ -502,8 +508,10 @@ class Exchange:
         self.deadline_kind = NO_DEADLINE
         if self.upstream is not None:
             self._release_upstream(clean=False)
-        if self.backend is not None:
-            self.backend.drop()
+        b = self.backend
+        if b is not None:
+            b.active -= 1
+            b.balancer_drop()
         self.client.exchange_done(self, close)
 
     def on_client_lost(self) -> None:
@@ -520,8 +528,10 @@ class Exchange:
             self.upstream = None
             conn.exchange = None
             conn.abort()
-        if self.backend is not None:
-            self.backend.drop()
+        b = self.backend
+        if b is not None:
+            b.active -= 1
+            b.balancer_drop()
         if not self.reason:
             self.reason = "client closed the connection"
 

@@ -82,7 +82,7 @@ class UpstreamConnection(asyncio.Protocol):
             ex.client.write(data)
             return
         client = ex.client
-        client.cork()
+        client._corked = True  # replies made while parsing leave in one write
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as up:
@@ -150,13 +150,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.abort()
-
-    def reset_for_next(self) -> None:
-        """Ready the parser state for the next exchange on this connection."""
-        self.headers = []
-        self.trailers = None
-        self.in_head = True
-        self.got_bytes = False
 
     # -- httptools callbacks ------------------------------------------------
     def on_status(self, reason: bytes) -> None:

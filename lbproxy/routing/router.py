@@ -52,6 +52,7 @@ class Router(Generic[T]):
     def __init__(self, routes: Sequence[tuple[Route, T]]) -> None:
         self._routes = [_Compiled(r, t) for r, t in routes]
         self._needs_headers = any(c.headers for c in self._routes)
+        self._needs_host = any(c.exact_host or c.suffix for c in self._routes)
         # Hosts named by some route: absolute-form targets are only accepted
         # for these, so the proxy can never be used as an open forward proxy.
         self._exact = frozenset(c.exact_host for c in self._routes if c.exact_host)
@@ -69,7 +70,9 @@ class Router(Generic[T]):
         method: bytes,
         headers: list[tuple[bytes, bytes]],
     ) -> tuple[Route, T] | None:
-        """``host`` must already be normalised (see ``normalise_host``)."""
+        """``host`` as the client sent it (normalised here, when a route needs it)."""
+        if self._needs_host:
+            host = normalise_host(host)
         hdrs: dict[bytes, bytes] | None = None
         if self._needs_headers:
             hdrs = {}

@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 from typing import TYPE_CHECKING
 
+from lbproxy.config.model import Address
 from lbproxy.http.client import ClientConnection
 from lbproxy.routing.router import Router
 
@@ -38,8 +39,12 @@ class ListenerRuntime:
         self._trusted = [ipaddress.ip_network(c, strict=False) for c in config.trusted_proxies]
         self.server: asyncio.AbstractServer | None = None
 
-    def swap(self, config: Listener, pools: dict[str, PoolRuntime]) -> None:
+    def swap(
+        self, config: Listener, pools: dict[str, PoolRuntime], access_log: AccessLogger
+    ) -> None:
         """Adopt a reloaded config; requests already routed keep their pool."""
+        self.access_log = access_log
+        self.logging = access_log.enabled
         self.config = config
         self.name = config.name
         self.max_headers = config.limits.max_headers
@@ -86,6 +91,13 @@ class ListenerRuntime:
             port: int = sock.getsockname()[1]
             return port
         return self.config.bind.port
+
+    def binds(self) -> tuple[Address, ...]:
+        """The configured address, and the one actually bound when that was port 0."""
+        bind = self.config.bind
+        if bind.port == 0 and self.server is not None:
+            return (bind, Address(bind.host, self.bound_port()))
+        return (bind,)
 
     def stop_accepting(self) -> None:
         if self.server is not None:

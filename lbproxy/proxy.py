@@ -57,6 +57,8 @@ class Proxy:
         self._tick = 0.25
         self._last_expire = 0.0
         self._stopped = asyncio.Event()
+        # Listeners a reload removed: no longer accepting, still draining.
+        self._retired: list[ListenerRuntime] = []
         self._started = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -111,14 +113,15 @@ class Proxy:
             timeout = self.config.shutdown_timeout
         for lr in self.listeners.values():
             lr.stop_accepting()
-        for lr in self.listeners.values():
+        everyone = [*self.listeners.values(), *self._retired]
+        for lr in everyone:
             for conn in list(lr.connections):
                 conn.start_drain()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while loop.time() < deadline and any(lr.connections for lr in self.listeners.values()):
+        while loop.time() < deadline and any(lr.connections for lr in everyone):
             await asyncio.sleep(min(0.05, self._tick))
-        for lr in self.listeners.values():
+        for lr in everyone:
             for conn in list(lr.connections):
                 conn.abort()
         await self._close_everything()
@@ -147,6 +150,10 @@ class Proxy:
         now = loop.time()
         for lr in self.listeners.values():
             lr.check_deadlines(now)
+        if self._retired:
+            for lr in self._retired:
+                lr.check_deadlines(now)
+            self._retired = [lr for lr in self._retired if lr.connections]
         if now - self._last_expire >= 1.0:
             self._last_expire = now
             for pool in self.pools.values():
@@ -158,8 +165,10 @@ class Proxy:
     async def reload(self, config: Config | None = None) -> None:
         """Swap in a new config (read from the original file when not given).
 
-        Raises ``ConfigError`` (and changes nothing) when the new config is
-        invalid. Listeners keep their sockets where the address is unchanged.
+        Raises ``ConfigError`` and changes nothing when the new config is
+        invalid or a new listener cannot be bound. A listener keeps its socket
+        and connections when its name and address are unchanged; requests in
+        flight finish on the pools they started with.
         """
         if config is None:
             if self.config.source is None:
@@ -168,38 +177,59 @@ class Proxy:
         if config.sample_backends != self.config.sample_backends:
             raise ConfigError(["sample_backends: cannot change on reload; restart instead"])
         loop = asyncio.get_running_loop()
-        old_pools = self.pools
+        access_log = self.access_log
+        if config.access_log != self.config.access_log:
+            try:
+                access_log = AccessLogger(config.access_log)
+            except OSError as err:
+                raise ConfigError([f"access_log.path: cannot open: {err}"]) from err
         new_pools = {name: PoolRuntime(p) for name, p in config.pools.items()}
-        new_listeners: dict[str, ListenerRuntime] = {}
-        started: list[ListenerRuntime] = []
-        old_by_bind = {lr.config.bind: lr for lr in self.listeners.values()}
-        try:
-            for lc in config.listeners:
-                old = old_by_bind.pop(lc.bind, None)
-                if old is not None:
-                    old.swap(lc, new_pools)
-                    new_listeners[lc.name] = old
-                else:
-                    lr = ListenerRuntime(lc, new_pools, self.access_log, loop)
-                    try:
-                        await lr.start()
-                    except OSError as err:
-                        raise ConfigError([f"listeners: cannot bind {lc.bind}: {err}"]) from err
-                    started.append(lr)
-                    new_listeners[lc.name] = lr
-        except ConfigError:
-            for lr in started:
-                lr.stop_accepting()
-            raise
-        for gone in old_by_bind.values():
+        old = dict(self.listeners)
+        kept: dict[str, ListenerRuntime] = {}
+        for lc in config.listeners:
+            lr = old.get(lc.name)
+            if lr is not None and lc.bind in lr.binds():
+                kept[lc.name] = lr
+        for name in kept:
+            del old[name]
+        # Bind every new listener before touching anything, so that a failure
+        # leaves the running config as it was.
+        started: dict[str, ListenerRuntime] = {}
+        for lc in config.listeners:
+            if lc.name in kept:
+                continue
+            moving = next((lr for lr in old.values() if lc.bind in lr.binds()), None)
+            if moving is not None and lc.bind.port != 0:
+                # Same address under a new name: keep the socket.
+                kept[lc.name] = moving
+                del old[moving.name]
+                continue
+            lr = ListenerRuntime(lc, new_pools, access_log, loop)
+            try:
+                await lr.start()
+            except OSError as err:
+                for s in started.values():
+                    s.stop_accepting()
+                if access_log is not self.access_log:
+                    access_log.close()
+                raise ConfigError([f"listeners: cannot bind {lc.bind}: {err}"]) from err
+            started[lc.name] = lr
+        by_name = {lc.name: lc for lc in config.listeners}
+        for name, lr in kept.items():
+            lr.swap(by_name[name], new_pools, access_log)
+        for gone in old.values():
             gone.stop_accepting()
             for conn in list(gone.connections):
                 conn.start_drain()
-        self.listeners = new_listeners
-        self.pools = new_pools
-        self.config = config
-        for pool in old_pools.values():
+            self._retired.append(gone)
+        self.listeners = {lc.name: kept.get(lc.name) or started[lc.name] for lc in config.listeners}
+        for pool in self.pools.values():
             pool.close_idle()
+        self.pools = new_pools
+        if access_log is not self.access_log:
+            self.access_log.close()
+            self.access_log = access_log
+        self.config = config
         self._tick = _tick_interval(config)
         log.info("config reloaded from %s", config.source)
 

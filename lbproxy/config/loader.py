@@ -100,6 +100,7 @@ _BACKEND_KEYS = ("address", "weight", "zone", "backup")
 _ACCESS_LOG_KEYS = ("format", "path")
 
 _BALANCE = ("round_robin", "weighted_round_robin")
+_MULTI_WORKER = "more than one worker process is not supported yet in this version of lbproxy"
 _BALANCE_LATER = (
     "least_connections",
     "power_of_two",
@@ -607,9 +608,13 @@ class _Builder:
         if node is None:
             return _DEFAULT_CONFIG.workers
         if isinstance(node, ScalarNode) and node.tag == _STR and node.value == "auto":
-            return None
+            self.fail(m.at("workers"), node, _MULTI_WORKER)
+            return _DEFAULT_CONFIG.workers
         if isinstance(node, ScalarNode) and node.tag == _INT:
             count = self.integer(node, m.at("workers"), minimum=1)
+            if count is not None and count > 1:
+                self.fail(m.at("workers"), node, _MULTI_WORKER)
+                return _DEFAULT_CONFIG.workers
             return _DEFAULT_CONFIG.workers if count is None else count
         self.fail(
             m.at("workers"), node, f"must be a positive integer or auto, got {_describe(node)}"
@@ -631,6 +636,16 @@ class _Builder:
             self._sample_ports = range(_SAMPLES_FIRST_PORT, _SAMPLES_FIRST_PORT + count)
         return count
 
+    def log_path(self, node: Node, path: str) -> str | None:
+        value = self.non_empty_text(node, path)
+        if value is not None and value != "-":
+            # Checked here so that --check catches it, not a traceback at start.
+            folder = os.path.dirname(os.path.abspath(value))
+            if not os.path.isdir(folder):
+                self.fail(path, node, f"directory {_quote(folder)} does not exist")
+                return None
+        return value
+
     def access_log(self, node: Node | None, path: str) -> AccessLog:
         if node is None:
             return _DEFAULT_ACCESS_LOG
@@ -644,7 +659,7 @@ class _Builder:
                 _DEFAULT_ACCESS_LOG.format,
                 lambda node, path: self.choice(node, path, _ACCESS_LOG_FORMATS),
             ),
-            path=self.opt(m, "path", _DEFAULT_ACCESS_LOG.path, self.non_empty_text),
+            path=self.opt(m, "path", _DEFAULT_ACCESS_LOG.path, self.log_path),
         )
 
     def non_empty_text(self, node: Node, path: str) -> str | None:
@@ -737,7 +752,9 @@ class _Builder:
                         m,
                         "weight",
                         _DEFAULT_BACKEND.weight,
-                        lambda node, path: self.integer(node, path, minimum=1),
+                        # The balancers' ceiling (MAX_WEIGHT): it keeps their
+                        # integer arithmetic far from overflow.
+                        lambda node, path: self.integer(node, path, minimum=1, maximum=1_000_000),
                     ),
                     zone=self.opt(m, "zone", _DEFAULT_BACKEND.zone, self.non_empty_text),
                     backup=self.opt(m, "backup", _DEFAULT_BACKEND.backup, self.boolean),

@@ -24,7 +24,7 @@ import httptools
 
 from lbproxy._fast import load as _load_fast
 from lbproxy.http.errors import error_response
-from lbproxy.http.exchange import HAS_BODY, Exchange
+from lbproxy.http.exchange import D_RESPONSE, D_SEND, HAS_BODY, Exchange
 from lbproxy.http.upstream import WRITE_HIGH_WATER
 from lbproxy.routing.router import normalise_host
 
@@ -209,6 +209,11 @@ class ClientConnection(asyncio.Protocol):
             if up is not None and up.transport is not None and not head.upstream_read_paused:
                 head.upstream_read_paused = True
                 up.transport.pause_reading()
+            if head.deadline_kind == D_RESPONSE:
+                # The backend is not late, the client is slow: give the client
+                # the idle timeout to take what is already buffered for it.
+                head.deadline = self.loop.time() + self.lr.config.timeouts.idle
+                head.deadline_kind = D_SEND
 
     def resume_writing(self) -> None:
         self._write_paused = False
@@ -218,6 +223,8 @@ class ClientConnection(asyncio.Protocol):
             up = head.upstream
             if up is not None and up.transport is not None and not up.closed:
                 up.transport.resume_reading()
+            if head.deadline_kind == D_SEND:
+                head._arm_response()
 
     # -- reading control ---------------------------------------------------------
     def pause_reading_for(self, bit: int) -> None:

@@ -50,9 +50,12 @@ REPLAY_LIMIT = 64 * 1024
 # client is paused.
 PENDING_LIMIT = 256 * 1024
 
+IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
+
 NO_DEADLINE = 0
 D_CONNECT = 1
-D_RESPONSE = 2
+D_RESPONSE = 2  # the backend must make progress (accept body bytes, send response bytes)
+D_SEND = 3  # the client must take the response bytes we hold for it
 
 _STATUS_LINES: dict[tuple[int, bytes], bytes] = {}
 
@@ -285,6 +288,8 @@ class Exchange:
         up = self.upstream
         if up is not None:
             up.write(data)
+            if self.deadline_kind == D_RESPONSE:
+                self._arm_response()  # a long upload is progress, not a late backend
         else:
             self.pending.append(data)
             self.pending_size += len(data)
@@ -410,10 +415,12 @@ class Exchange:
             and conn.served > 0
             and self.replay is not None
             and not self.retried
+            and self.method in IDEMPOTENT
         ):
-            # A reused keep-alive connection that the backend had closed:
-            # nothing reached the backend's application, so resend on a fresh
-            # connection without the client noticing.
+            # A reused keep-alive connection that the backend had closed: the
+            # backend answered nothing, so resend on a fresh connection without
+            # the client noticing. Only for idempotent methods: the close may
+            # have raced with a request the backend did act on (RFC 9110 9.2.2).
             self.retried = True
             self.pending = list(self.replay)
             self.pending_size = self.replay_size
@@ -545,6 +552,10 @@ class Exchange:
             if self.connect_task is not None:
                 self.connect_task.cancel()
             self.fail(504, f"connect to {self.backend_label()} timed out")
+        elif kind == D_SEND:
+            self.reason = "client too slow reading the response"
+            self._release_upstream(clean=False)
+            self._finish(True)
         else:
             self.fail(504, f"backend {self.backend_label()} response timed out")
 

@@ -253,5 +253,8 @@ class IdlePool:
             conns.popleft().close()
 
     def close_all(self) -> None:
+        """Close every idle connection, and any handed back later (a pool
+        replaced by a reload still sees its in-flight requests finish)."""
+        self.max_idle = 0
         while self.conns:
             self.conns.pop().close()

@@ -53,7 +53,7 @@ def error_of(text: str) -> str:
 # --- valid configs -----------------------------------------------------------------
 
 FULL = """\
-workers: 4
+workers: 1
 shutdown_timeout: 45s
 listeners:
   - name: public
@@ -133,7 +133,7 @@ def test_full_config_builds_the_model() -> None:
     assert parse_config(FULL, source="lb.yaml") == Config(
         listeners=(public, internal),
         pools={"users": users, "web": web},
-        workers=4,
+        workers=1,
         shutdown_timeout=45.0,
         access_log=AccessLog(format="combined", path="/var/log/lbproxy.log"),
         source="lb.yaml",
@@ -176,8 +176,22 @@ def test_listener_sections_may_be_null_or_empty() -> None:
     assert config == parse_config(MINIMAL)
 
 
-def test_workers_auto_is_none() -> None:
-    assert parse_config(MINIMAL + "workers: auto\n").workers is None
+@pytest.mark.parametrize("value", ["auto", "4"])
+def test_several_workers_are_not_supported_yet(value: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(MINIMAL + f"workers: {value}\n")
+    assert err.value.errors == [
+        "workers: more than one worker process is not supported yet in this version of lbproxy"
+        f" (line {MINIMAL.count(chr(10)) + 1})"
+    ]
+
+
+def test_access_log_in_a_missing_directory_is_a_config_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope" / "access.log"
+    with pytest.raises(ConfigError) as err:
+        parse_config(MINIMAL + f"access_log: {{format: json, path: '{missing}'}}\n")
+    (message,) = err.value.errors
+    assert message.startswith(f'access_log.path: directory "{missing.parent}" does not exist')
 
 
 def test_plain_numbers_are_seconds_and_bytes() -> None:
@@ -390,10 +404,10 @@ access_log: {format: xml}
         'pools.web.balance: "least_connections" is not supported yet in this version of lbproxy'
         " (line 15)",
         "pools.web.health_check: not supported yet in this version of lbproxy (line 16)",
-        "pools.web.backends[0].weight: must be a positive integer, got -1 (line 18)",
+        "pools.web.backends[0].weight: must be an integer from 1 to 1000000, got -1 (line 18)",
         'pools.web.backends[1].address: "127.0.0.1:9001" is already used by'
         " pools.web.backends[0] (line 19)",
-        'pools.web.backends[1].weight: must be a positive integer, got "3" (line 19)',
+        'pools.web.backends[1].weight: must be an integer from 1 to 1000000, got "3" (line 19)',
         'pools.web.backends[2]: must be a mapping, got "127.0.0.1:9004"'
         ' (write {address: "127.0.0.1:9004"}) (line 20)',
         "pools.web.keepalive.idle_timeout: not a duration (like 250ms, 2s, 1m, 1h30m),"
@@ -1028,11 +1042,11 @@ def pool_errors(extra: str) -> list[str]:
         ),
         (
             "      - {address: '127.0.0.1:9002', weight: 0}\n",
-            "pools.web.backends[1].weight: must be a positive integer, got 0 (line 10)",
+            "pools.web.backends[1].weight: must be an integer from 1 to 1000000, got 0 (line 10)",
         ),
         (
             "      - {address: '127.0.0.1:9002', weight: 1.5}\n",
-            "pools.web.backends[1].weight: must be a positive integer, got 1.5 (line 10)",
+            "pools.web.backends[1].weight: must be an integer from 1 to 1000000, got 1.5 (line 10)",
         ),
         (
             "      - {address: '127.0.0.1:9002', backup: 'yes'}\n",

@@ -10,7 +10,7 @@ if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || ! command -v 
 fi
 
 python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q --upgrade pip "setuptools>=77" wheel Cython
 # Editable install so the tests import the tree they live in, with the
 # compiled extensions built in place.
 .venv/bin/python -m pip install -q -e '.[test]'

@@ -132,13 +132,13 @@ class RawBackend:
         self.connections += 1
         task = asyncio.current_task()
         assert task is not None
-        self.tasks.add(task)  # type: ignore[arg-type]
+        self.tasks.add(task)
         try:
             await self.handler(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
-            self.tasks.discard(task)  # type: ignore[arg-type]
+            self.tasks.discard(task)
             writer.close()
 
     async def __aenter__(self) -> RawBackend:

@@ -24,17 +24,19 @@ Accept = Callable[[int], bool]
 class PickContext:
     """Per-request facts a balancer may use. Cheap to build: plain slots."""
 
-    __slots__ = ("client_ip", "hash_key", "tried")
+    __slots__ = ("client_ip", "hash_key", "headers", "tried")
 
     def __init__(
         self,
         client_ip: str = "",
         hash_key: bytes | None = None,
         tried: frozenset[int] | set[int] = frozenset(),
+        headers: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
         self.client_ip = client_ip
         self.hash_key = hash_key  # already extracted by the pool from hash_key config
         self.tried = tried  # indices already attempted for this request
+        self.headers = headers  # the request's headers as received, for policies that need them
 
 
 class Balancer(Protocol):

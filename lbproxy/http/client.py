@@ -51,6 +51,7 @@ T_HEADER = 1
 T_BODY = 2
 T_IDLE = 3
 T_LINGER = 4
+T_TUNNEL = 5  # no bytes either way for timeouts.idle: the tunnel closes
 
 LINGER_SECONDS = 2.0
 
@@ -70,7 +71,6 @@ class ClientConnection(asyncio.Protocol):
         "_eof",
         "_trailers",
         "_wbuf",
-        "_write_paused",
         "client_ip",
         "client_port",
         "closed",
@@ -87,7 +87,6 @@ class ClientConnection(asyncio.Protocol):
         "queue",
         "raw_header_bytes",
         "read_paused",
-        "requests",
         "transport",
         "trusted",
         "tunnel",
@@ -117,9 +116,7 @@ class ClientConnection(asyncio.Protocol):
         self.upgraded: Exchange | None = None  # upgrade request sent, awaiting 101
         self._wbuf: list[bytes] = []
         self._corked = False
-        self._write_paused = False
         self.closed = False
-        self.requests = 0
         self._trailers: list[tuple[bytes, bytes]] | None = None
         self._eof = False  # we sent FIN: nothing more may be written
         self.raw_header_bytes = 0  # bytes read while in a header block
@@ -149,6 +146,7 @@ class ClientConnection(asyncio.Protocol):
             return
         tunnel = self.tunnel
         if tunnel is not None:
+            self.deadline = self.loop.time() + self.lr.config.timeouts.idle
             tunnel.send_raw(data)
             return
         upgraded = self.upgraded
@@ -202,7 +200,6 @@ class ClientConnection(asyncio.Protocol):
             self.tunnel = None
 
     def pause_writing(self) -> None:
-        self._write_paused = True
         head = self.queue[0] if self.queue else self.tunnel
         if head is not None:
             up = head.upstream
@@ -216,7 +213,6 @@ class ClientConnection(asyncio.Protocol):
                 head.deadline_kind = D_SEND
 
     def resume_writing(self) -> None:
-        self._write_paused = False
         head = self.queue[0] if self.queue else self.tunnel
         if head is not None and head.upstream_read_paused:
             head.upstream_read_paused = False
@@ -354,7 +350,6 @@ class ClientConnection(asyncio.Protocol):
         ex = Exchange(
             self, method, url, host, keep_alive, http11, block, flags, route, pool, status, reason
         )
-        self.requests += 1
         self.cur = ex
         self.queue.append(ex)
         if len(self.queue) == 1:
@@ -425,7 +420,7 @@ class ClientConnection(asyncio.Protocol):
         if queue and queue[0] is ex:
             queue.popleft()
         lr = self.lr
-        if lr.logging:
+        if lr.logging and not ex.tunnel:  # a tunnel was logged when it opened
             lr.log_access(self, ex)
         if self.closed:
             return
@@ -479,7 +474,8 @@ class ClientConnection(asyncio.Protocol):
         if self.queue and self.queue[0] is ex:
             self.queue.popleft()
         self.lr.log_access(self, ex)
-        self.deadline_kind = T_NONE
+        self.deadline = self.loop.time() + self.lr.config.timeouts.idle
+        self.deadline_kind = T_TUNNEL
 
     def _linger_close(self) -> None:
         """Close without losing the response: stop sending, drain what the
@@ -530,6 +526,10 @@ class ClientConnection(asyncio.Protocol):
             return
         self.deadline_kind = T_NONE
         if kind == T_IDLE:
+            self._close()
+        elif kind == T_TUNNEL:
+            if self.tunnel is not None:
+                self.tunnel.reason = "tunnel idle timeout"
             self._close()
         elif kind == T_LINGER:
             self.abort()

@@ -79,7 +79,9 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.got_bytes = True
         if ex.tunnel:
-            ex.client.write(data)
+            client = ex.client
+            client.deadline = client.loop.time() + client.lr.config.timeouts.idle
+            client.write(data)
             return
         client = ex.client
         client._corked = True  # replies made while parsing leave in one write

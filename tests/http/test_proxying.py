@@ -309,3 +309,31 @@ async def test_head_response_with_content_length_keeps_framing() -> None:
         writer.close()
     assert (status, body) == (200, b"get")
     assert rb.connections == 1
+
+
+async def test_idle_websocket_tunnel_is_closed_after_the_idle_timeout() -> None:
+    async def ws_handler(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(autoping=False)
+        await ws.prepare(request)
+        async for msg in ws:
+            await ws.send_str(msg.data)
+        return ws
+
+    async with aiohttp_backend(ws_handler) as b:
+        extra = "    timeouts: {idle: 400ms}"
+        async with running_proxy(simple_config(b.address, extra_listener=extra)) as (_, port):
+            async with aiohttp.ClientSession() as s:
+                async with s.ws_connect(f"http://127.0.0.1:{port}/ws", autoping=False) as ws:
+                    loop = asyncio.get_running_loop()
+                    # Traffic keeps it open past the idle timeout...
+                    for i in range(6):
+                        if i:
+                            await asyncio.sleep(0.15)
+                        await ws.send_str(f"m{i}")
+                        assert (await ws.receive(timeout=5)).data == f"m{i}"
+                    # ...silence closes it.
+                    started = loop.time()
+                    msg = await ws.receive(timeout=5)
+                    waited = loop.time() - started
+    assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR)
+    assert 0.3 < waited < 2.0

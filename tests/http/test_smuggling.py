@@ -73,7 +73,7 @@ class ParsingBackend(RawBackend):
             await writer.drain()
 
     async def _chunked(self, reader: asyncio.StreamReader) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while True:
             line = await reader.readuntil(b"\r\n")
             self.received += line
@@ -87,8 +87,9 @@ class ParsingBackend(RawBackend):
 
 @contextlib.asynccontextmanager
 async def proxied(extra_listener: str = "") -> AsyncIterator[tuple[ParsingBackend, int]]:
+    backend = ParsingBackend()
     async with (
-        ParsingBackend() as backend,
+        backend,
         running_proxy(simple_config(backend.address, extra_listener=extra_listener)) as (_, port),
     ):
         yield backend, port

@@ -16,7 +16,6 @@ shows what an optimisation of the Python side buys.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import time
 from typing import Any
 

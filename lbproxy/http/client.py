@@ -184,6 +184,7 @@ class ClientConnection(asyncio.Protocol):
         # A client half-close after a complete request still gets its
         # response (HTTP/1.0 style); otherwise there is nothing to wait for.
         if self.queue and self.phase != P_HEADERS and self.phase != P_BODY:
+            self.draining = True  # nothing more will come: close after the answers
             return True
         return None
 

@@ -337,3 +337,19 @@ async def test_idle_websocket_tunnel_is_closed_after_the_idle_timeout() -> None:
                     waited = loop.time() - started
     assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR)
     assert 0.3 < waited < 2.0
+
+
+async def test_client_half_close_still_gets_the_response_then_a_close() -> None:
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.1)
+        return web.Response(text="late")
+
+    async with aiohttp_backend(slow) as b:
+        async with running_proxy(simple_config(b.address)) as (_, port):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            writer.write_eof()
+            data = await asyncio.wait_for(reader.read(), 5)  # returns at the close
+            writer.close()
+    assert data.startswith(b"HTTP/1.1 200")
+    assert data.endswith(b"late")

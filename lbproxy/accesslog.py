@@ -54,16 +54,22 @@ class AccessLogger:
                 "pool": ex.pool.name if ex.pool is not None else None,
                 "backend": ex.backend.label if ex.backend is not None else None,
             }
+            if ex.user_agent:
+                entry["user_agent"] = ex.user_agent.decode("latin-1")
+            if ex.referer:
+                entry["referer"] = ex.referer.decode("latin-1")
             if ex.reason:
                 entry["reason"] = ex.reason
             line = json.dumps(entry, separators=(",", ":"))
         else:
             when = time.strftime("%d/%b/%Y:%H:%M:%S %z")
             why = ex.reason.replace(" ", "_") if ex.reason else "-"
+            referer = _quoted(ex.referer)
+            agent = _quoted(ex.user_agent)
             line = (
                 f"{client.client_ip.decode()} - - [{when}] "
                 f'"{ex.method.decode("latin-1")} {ex.target.decode("latin-1")} HTTP/1.1" '
-                f'{status or "-"} {ex.resp_bytes} "-" "-" {duration:.3f} {why}'
+                f'{status or "-"} {ex.resp_bytes} "{referer}" "{agent}" {duration:.3f} {why}'
             )
         self._lines.append(line)
         if len(self._lines) >= _FLUSH_LINES:
@@ -82,6 +88,13 @@ class AccessLogger:
         if self._own and self._out is not None:
             self._out.close()
         self._out = None
+
+
+def _quoted(value: bytes) -> str:
+    """A header value for a quoted log field: "-" when absent, quotes escaped."""
+    if not value:
+        return "-"
+    return value.decode("latin-1").replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _route_name(ex: Exchange) -> str | None:

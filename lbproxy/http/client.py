@@ -351,6 +351,14 @@ class ClientConnection(asyncio.Protocol):
         ex = Exchange(
             self, method, url, host, keep_alive, http11, block, flags, route, pool, status, reason
         )
+        if lr.logging:
+            # Only an access log wants these; the hot path skips the scan.
+            for name, value in headers:
+                lname = name.lower()
+                if lname == b"user-agent":
+                    ex.user_agent = value
+                elif lname == b"referer":
+                    ex.referer = value
         self.cur = ex
         self.queue.append(ex)
         if len(self.queue) == 1:

@@ -102,6 +102,7 @@ class Exchange:
         "pending_size",
         "pool",
         "reason",
+        "referer",
         "replay",
         "replay_size",
         "req_done",
@@ -120,6 +121,7 @@ class Exchange:
         "upstream",
         "upstream_read_paused",
         "upstream_reusable",
+        "user_agent",
     )
 
     def __init__(
@@ -179,6 +181,8 @@ class Exchange:
         self.done = False
         self.retried = False
         self.started_at = client.loop.time()
+        self.user_agent = b""  # filled only when an access log is written
+        self.referer = b""
         self.upstream_read_paused = False
         self.connect_task: asyncio.Task[tuple[asyncio.Transport, UpstreamConnection]] | None = None
 

@@ -69,6 +69,7 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "_corked",
         "_eof",
+        "_feeding",
         "_trailers",
         "_wbuf",
         "client_ip",
@@ -78,7 +79,6 @@ class ClientConnection(asyncio.Protocol):
         "deadline",
         "deadline_kind",
         "draining",
-        "header_bytes",
         "headers",
         "loop",
         "lr",
@@ -103,7 +103,6 @@ class ClientConnection(asyncio.Protocol):
         self.cur: Exchange | None = None  # the exchange whose request is being read
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.header_bytes = 0
         self.phase = P_IDLE
         self.deadline = 0.0
         self.deadline_kind = T_NONE
@@ -119,6 +118,7 @@ class ClientConnection(asyncio.Protocol):
         self.closed = False
         self._trailers: list[tuple[bytes, bytes]] | None = None
         self._eof = False  # we sent FIN: nothing more may be written
+        self._feeding = 0  # size of the read being parsed: bounds a head's size
         self.raw_header_bytes = 0  # bytes read while in a header block
 
     # -- asyncio.Protocol ---------------------------------------------------
@@ -158,6 +158,7 @@ class ClientConnection(asyncio.Protocol):
         up = head.upstream if head is not None else None
         if up is not None:
             up.cork()
+        self._feeding = len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -258,7 +259,6 @@ class ClientConnection(asyncio.Protocol):
         self.phase = P_HEADERS
         self.url = b""
         self.headers = []
-        self.header_bytes = 0
         self.raw_header_bytes = 0
         if self.deadline_kind != T_HEADER:
             self.deadline = self.loop.time() + self.lr.config.timeouts.header
@@ -275,14 +275,9 @@ class ClientConnection(asyncio.Protocol):
                 self._trailers = []
             self._trailers.append((name, value))
             return
-        headers = self.headers
-        headers.append((name, value))
-        lr = self.lr
-        if len(headers) > lr.max_headers:
-            raise _Reject(431, f"more than {lr.max_headers} request headers")
-        self.header_bytes += len(name) + len(value) + 4
-        if self.header_bytes + len(self.url) > lr.max_header_bytes:
-            raise _Reject(431, "request headers too large")
+        # Limits are checked once per request in on_headers_complete; until
+        # then data_received bounds what a header block can grow to.
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         parser = self.parser
@@ -294,6 +289,14 @@ class ClientConnection(asyncio.Protocol):
         self.headers = []
         self._trailers = None
         url = self.url
+        if len(headers) > lr.max_headers:
+            raise _Reject(431, f"more than {lr.max_headers} request headers")
+        if self.raw_header_bytes + self._feeding > lr.max_header_bytes:
+            # The head may be over the limit (it came in this read and the
+            # earlier ones): measure it exactly, as its lines would be sent.
+            size = len(url) + sum([len(n) + len(v) + 4 for n, v in headers])
+            if size > lr.max_header_bytes:
+                raise _Reject(431, "request headers too large")
         try:
             block, host, clen, flags, _upgrade = scan_request(
                 headers, self.client_ip, self.trusted, lr.proto, VIA

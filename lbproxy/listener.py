@@ -85,9 +85,8 @@ class ListenerRuntime:
         )
 
     def bound_port(self) -> int:
-        server = self.server
-        assert isinstance(server, asyncio.Server) or hasattr(server, "sockets")
-        for sock in getattr(server, "sockets", ()):
+        # uvloop's Server has .sockets like asyncio.Server; the abstract type lacks it.
+        for sock in getattr(self.server, "sockets", ()):
             port: int = sock.getsockname()[1]
             return port
         return self.config.bind.port

@@ -50,6 +50,9 @@ REPLAY_LIMIT = 64 * 1024
 # client is paused.
 PENDING_LIMIT = 256 * 1024
 
+# Answers after which the connection's framing is in doubt: always close.
+CLOSING_STATUSES = frozenset((400, 408, 413, 431, 501))
+
 IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 
 NO_DEADLINE = 0
@@ -463,24 +466,21 @@ class Exchange:
         if self.resp_started:
             self._finish(True)
             return
-        close = (
-            not self.keep_alive
-            or not self.req_done
-            or self.upgrade
-            or status in (400, 408, 413, 431)
-            or self.client.draining
-        )
-        self.resp_status = status
-        self.resp_started = True
-        self.client.write(error_response(status, close, self.method_head))
-        self._finish(close)
+        # The request's body is unread or half-sent: what follows on the
+        # connection cannot be told apart from a next request.
+        self._answer(status, close=not self.req_done)
 
     def _respond_local(self) -> None:
-        status = self.local_status
+        # A local answer leaves the client's body to the parser, which reads
+        # and drops it; only a client waiting on 100-continue is ambiguous.
+        self._answer(self.local_status, close=not self.req_done and self.expect_continue)
+
+    def _answer(self, status: int, close: bool) -> None:
+        """Write the proxy's own response and end the exchange."""
         close = (
-            not self.keep_alive
-            or status in (400, 408, 413, 431, 501)
-            or (not self.req_done and self.expect_continue)
+            close
+            or not self.keep_alive
+            or status in CLOSING_STATUSES
             or self.upgrade
             or self.client.draining
         )

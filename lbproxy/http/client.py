@@ -420,6 +420,13 @@ class ClientConnection(asyncio.Protocol):
                 cur.local_status = status
                 cur.reason = reason
             return
+        if cur is not None:
+            # Its response is already complete (an early answer while its body
+            # was still arriving): a second response would be one too many.
+            cur.reason = reason
+            if not self.queue:
+                self._linger_close()
+            return
         ex = Exchange(
             self, b"-", self.url or b"-", b"", False, True, b"", 0, None, None, status, reason
         )

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
+import subprocess
+import sys
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -376,3 +380,59 @@ async def echo_request(request: web.Request) -> web.StreamResponse:
             "body_len": len(body),
         }
     )
+
+
+class ProxyProcess:
+    """An ``lbproxy`` started as its own process (see ``lbproxy_process``)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self.port = port
+        self.log = log
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    def stderr(self) -> str:
+        return self.log.read_text()
+
+
+@contextlib.asynccontextmanager
+async def lbproxy_process(
+    config: str, tmp_path: Path, env: dict[str, str] | None = None
+) -> AsyncIterator[ProxyProcess]:
+    """Run ``python -m lbproxy`` on ``config`` (``{port}`` is replaced by a free
+    port) until it listens; SIGTERM it on exit and wait for it, by PID."""
+    port = free_port()
+    cfg = tmp_path / "lb.yaml"
+    cfg.write_text(config.replace("{port}", str(port)))
+    log = tmp_path / "lbproxy.stderr"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lbproxy", "--config", str(cfg)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=env,
+        )
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while True:
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", port)
+                w.close()
+                break
+            except OSError:
+                assert proc.poll() is None, f"lbproxy exited: {log.read_text()}"
+                assert loop.time() < deadline, "lbproxy did not start listening"
+                await asyncio.sleep(0.05)
+        yield ProxyProcess(proc, port, log)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -10,14 +10,9 @@ count.
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-from tests.support import RawBackend, free_port, read_request_head
+from tests.support import RawBackend, lbproxy_process, read_request_head
 
 GIB = 1 << 30
 BLOCK = b"z" * (1 << 20)
@@ -35,51 +30,22 @@ def _rss(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-@asynccontextmanager
-async def proxy_process(backend: str, tmp_path: Path) -> AsyncIterator[tuple[int, int]]:
-    port = free_port()
-    cfg = tmp_path / "lb.yaml"
-    cfg.write_text(
-        f"""
+CONFIG = """
 listeners:
   - name: t
     bind: "127.0.0.1:{port}"
-    limits: {{max_body_bytes: 2GiB}}
-    routes: [{{match: {{path_prefix: /}}, pool: p}}]
+    limits: {max_body_bytes: 2GiB}
+    routes: [{match: {path_prefix: /}, pool: p}]
 pools:
   p:
-    backends: [{{address: "{backend}"}}]
-    timeouts: {{response: 60s}}
-access_log: {{format: "off"}}
+    backends: [{address: "BACKEND"}]
+    timeouts: {response: 60s}
+access_log: {format: "off"}
 """
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lbproxy", "--config", str(cfg)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 15
-        while True:
-            try:
-                _, w = await asyncio.open_connection("127.0.0.1", port)
-                w.close()
-                break
-            except OSError:
-                assert proc.poll() is None, "proxy exited"
-                assert loop.time() < deadline, "proxy did not start listening"
-                await asyncio.sleep(0.05)
-        yield proc.pid, port
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
+
+
+def _config(backend: str) -> str:
+    return CONFIG.replace("BACKEND", backend)
 
 
 async def test_slow_client_reading_1gib_response(tmp_path: Path) -> None:
@@ -90,7 +56,8 @@ async def test_slow_client_reading_1gib_response(tmp_path: Path) -> None:
             writer.write(BLOCK)
             await writer.drain()
 
-    async with RawBackend(backend) as rb, proxy_process(rb.address, tmp_path) as (pid, port):
+    async with RawBackend(backend) as rb, lbproxy_process(_config(rb.address), tmp_path) as lp:
+        pid, port = lp.pid, lp.port
         base = _rss(pid)
         reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
         writer.write(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -128,7 +95,8 @@ async def test_slow_backend_reading_1gib_upload(tmp_path: Path) -> None:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         await writer.drain()
 
-    async with RawBackend(backend) as rb, proxy_process(rb.address, tmp_path) as (pid, port):
+    async with RawBackend(backend) as rb, lbproxy_process(_config(rb.address), tmp_path) as lp:
+        pid, port = lp.pid, lp.port
         base = _rss(pid)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % GIB)

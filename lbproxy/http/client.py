@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
@@ -38,6 +39,7 @@ HAS_CONTENT_LENGTH = _headers.HAS_CONTENT_LENGTH
 CHUNKED = _headers.CHUNKED
 
 VIA = b"1.1 lbproxy"
+log = logging.getLogger("lbproxy")
 
 # Phases of the request currently being read.
 P_IDLE = 0  # between requests (keep-alive wait) or waiting on a response
@@ -167,6 +169,10 @@ class ClientConnection(asyncio.Protocol):
             ctx = exc.__context__
             if isinstance(ctx, _Reject):
                 self._reject(ctx.status, ctx.reason)
+            elif ctx is not None:
+                # One of our callbacks raised: a bug, not the client's fault.
+                log.error("error handling a request", exc_info=ctx)
+                self._reject(500, "internal error")
             else:
                 self._reject(400, f"malformed request: {exc}")
         finally:

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
 import httptools
+
+log = logging.getLogger("lbproxy")
 
 if TYPE_CHECKING:
     from lbproxy.http.exchange import Exchange
@@ -90,6 +93,9 @@ class UpstreamConnection(asyncio.Protocol):
         except httptools.HttpParserUpgrade as up:
             ex.on_upgraded(data[up.args[0] :])
         except httptools.HttpParserError as err:
+            if err.__context__ is not None:
+                # One of our callbacks raised: a bug, not the backend's fault.
+                log.error("error handling a response", exc_info=err.__context__)
             cur = self.exchange
             if cur is not None:
                 cur.on_upstream_error(f"invalid response from backend: {err}")

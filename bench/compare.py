@@ -16,6 +16,7 @@ what each column means. Run ``bench/install-tools.sh`` first on a fresh machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import http.client
 import json
@@ -29,6 +30,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -45,8 +47,47 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 BACKEND_BODY = "hello\n"
 # apt puts nginx/haproxy in /usr/sbin, which is not on a non-root user's PATH.
 EXTRA_TOOL_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
-ALL_PROXIES = ("lbproxy", "lbproxy-pure", "nginx", "haproxy")
+ALL_PROXIES = ("lbproxy", "lbproxy-pure", "nginx", "haproxy", "aiohttp-naive", "pproxy")
 DEFAULT_PROXIES = ("lbproxy", "nginx", "haproxy")
+# Python peers, added by --include-peers (off by default to keep --quick short).
+PEER_PROXIES = ("aiohttp-naive", "pproxy")
+# Contenders that only relay TCP bytes (no HTTP parsing): marked in the report.
+L4_PROXIES = frozenset({"pproxy"})
+LUA_DIR = Path(__file__).resolve().parent / "lua"
+LARGE_BODY_BYTES = 1024 * 1024
+UPLOAD_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    path: str = "/"
+    lua: str | None = None  # wrk -s script in bench/lua/
+    headers: tuple[str, ...] = ()  # extra wrk -H headers
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("small", "small response (6 B), keep-alive"),
+        Scenario("large", "1 MiB responses, keep-alive", path="/large"),
+        Scenario(
+            "upload",
+            "64 KiB POST uploads, small response, keep-alive",
+            path="/upload",
+            lua="post64k.lua",
+        ),
+        Scenario(
+            "close",
+            "new connection per request (Connection: close)",
+            headers=("Connection: close",),
+        ),
+    )
+}
+# Not a wrk scenario: N idle keep-alive connections, RSS growth per connection.
+IDLE_SCENARIO = "idle"
+ALL_SCENARIOS = (*SCENARIOS, IDLE_SCENARIO)
 # Seconds we budget per start/stop/pause when estimating run time up front.
 START_OVERHEAD_S = 1.0
 
@@ -204,20 +245,43 @@ def tree_cpu_ticks(root: int) -> int:
     return sum(st.ticks for st in process_tree(root))
 
 
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """VmRSS (or VmHWM) of one process in KiB; 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def tree_rss_kib(pids: Sequence[int], field: str = "VmRSS") -> int:
+    # Summed over the tree (nginx master + worker, lbproxy workers). Shared
+    # pages count once per process, as `ps` would show them.
+    return sum(rss_kib(pid, field) for pid in pids)
+
+
+def tree_pids(root: int) -> list[int]:
+    return [st.pid for st in process_tree(root)]
+
+
 # --------------------------------------------------------------------------
 # process management
 
 
-def _affinity_preexec(cpus: set[int] | None) -> Callable[[], None] | None:
-    if cpus is None:
-        return None
+def _affinity_preexec(cpus: set[int] | None) -> Callable[[], None]:
+    def setup() -> None:
+        # The idle scenario needs >10,000 sockets in the proxy: soft limit up
+        # to the hard limit (capped, see raise_nofile_limit).
+        _raise_nofile()
+        if cpus is not None:
+            # Same effect as `taskset -c`, but the pid we hold is the server
+            # itself (no wrapper) and no util-linux dependency.
+            os.sched_setaffinity(0, cpus)
 
-    def pin() -> None:
-        # Same effect as `taskset -c`, but the pid we hold is the server itself
-        # (no wrapper) and no util-linux dependency.
-        os.sched_setaffinity(0, cpus)
-
-    return pin
+    return setup
 
 
 class Managed:
@@ -337,13 +401,15 @@ def nginx_temp_paths(d: Path, nginx_build: str) -> str:
     return "\n    ".join(lines)
 
 
-def nginx_main_conf(d: Path, nginx_build: str, http_body: str) -> str:
+def nginx_main_conf(
+    d: Path, nginx_build: str, http_body: str, worker_connections: int = 8192
+) -> str:
     (d / "tmp").mkdir(parents=True, exist_ok=True)
     return f"""\
 worker_processes 1;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
-events {{ worker_connections 8192; }}
+events {{ worker_connections {worker_connections}; }}
 http {{
     access_log off;
     {nginx_temp_paths(d, nginx_build)}
@@ -357,12 +423,29 @@ http {{
 
 
 def backend_conf(d: Path, nginx_build: str, port: int) -> str:
+    # /large: a 1 MiB static file (sendfile); /upload: reads and discards the
+    # 64 KiB request body (kept in memory), answers small.
+    www = d / "www"
+    www.mkdir(parents=True, exist_ok=True)
+    (www / "large").write_bytes(b"x" * (LARGE_BODY_BYTES - 1) + b"\n")
+    # Run as root, nginx's worker drops to an unprivileged user: it must be
+    # able to reach the file through our (mkdtemp: 0700) directories.
+    for path in (d.parent, d, www):
+        path.chmod(0o755)
+    (www / "large").chmod(0o644)
     body = f"""\
+    sendfile on;
+    client_max_body_size 16m;
+    client_body_buffer_size 1m;
     server {{
         listen 127.0.0.1:{port};
         location / {{
             default_type text/plain;
             return 200 "{BACKEND_BODY.strip()}\\n";
+        }}
+        location = /large {{
+            root {www};
+            default_type application/octet-stream;
         }}
     }}"""
     return nginx_main_conf(d, nginx_build, body)
@@ -381,6 +464,10 @@ def nginx_proxy_conf(d: Path, nginx_build: str, port: int, backend_port: int) ->
         keepalive {IDLE_UPSTREAM};
         keepalive_requests 100000000;
     }}
+    # 64 KiB uploads: default client_body_buffer_size (16k) would spool every
+    # body to a temp file; stream them instead, like HAProxy and lbproxy.
+    client_max_body_size 16m;
+    proxy_request_buffering off;
     server {{
         listen 127.0.0.1:{port};
         location / {{
@@ -389,14 +476,18 @@ def nginx_proxy_conf(d: Path, nginx_build: str, port: int, backend_port: int) ->
             proxy_set_header Connection "";
         }}
     }}"""
-    return nginx_main_conf(d, nginx_build, body)
+    # worker_connections: room for the idle scenario's 10,000 client sockets.
+    return nginx_main_conf(d, nginx_build, body, worker_connections=16384)
 
 
-def haproxy_conf(port: int, backend_port: int, reuse: str) -> str:
+def haproxy_conf(port: int, backend_port: int, reuse: str, maxconn: int = 11000) -> str:
     # No `log` lines anywhere: logging off, like the other contenders.
     return f"""\
 global
     nbthread 1
+    # Room for the idle scenario's 10,000 client connections (HAProxy would
+    # otherwise derive maxconn from the open-file limit).
+    maxconn {maxconn}
 
 defaults
     mode http
@@ -498,31 +589,63 @@ def parse_wrk(out: str) -> WrkResult:
     )
 
 
-def wrk_argv(wrk: str, args: argparse.Namespace, port: int, duration: int) -> list[str]:
-    return [
+def wrk_argv(
+    wrk: str, args: argparse.Namespace, port: int, duration: int, scenario: Scenario
+) -> list[str]:
+    argv = [
         wrk,
         f"-t{args.threads}",
         f"-c{args.connections}",
         f"-d{duration}s",
         f"--timeout={args.wrk_timeout}s",
         "--latency",
-        f"http://127.0.0.1:{port}/",
     ]
+    for h in scenario.headers:
+        argv += ["-H", h]
+    if scenario.lua:
+        argv += ["-s", str(LUA_DIR / scenario.lua)]
+    argv.append(f"http://127.0.0.1:{port}{scenario.path}")
+    return argv
 
 
-def run_wrk(argv: list[str], duration: int, cpus: set[int] | None) -> tuple[str, int]:
-    # Hard bound on top of -d in case wrk hangs (e.g. a proxy that stalls).
-    # subprocess.run kills wrk if this times out or we are interrupted.
-    cp = subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        timeout=duration + 30,
-        check=False,
-        start_new_session=True,
-        preexec_fn=_affinity_preexec(cpus),  # safe: single-threaded script
-    )
-    return cp.stdout + cp.stderr, cp.returncode
+def run_wrk(
+    argv: list[str],
+    duration: int,
+    cpus: set[int] | None,
+    sample_pids: Sequence[int] = (),
+    sample_every: float = 0.2,
+) -> tuple[str, int, int]:
+    """Run wrk; returns (output, exit status, max summed VmRSS KiB of sample_pids).
+
+    While wrk runs we poll the proxy tree's RSS (a few /proc reads per sample).
+    Output goes to a temp file, so nothing blocks on a full pipe.
+    """
+    peak = tree_rss_kib(sample_pids) if sample_pids else 0
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_affinity_preexec(cpus),  # safe: single-threaded script
+        )
+        try:
+            # Hard bound on top of -d in case wrk hangs (e.g. a proxy stalls).
+            deadline = time.monotonic() + duration + 30
+            while proc.poll() is None:
+                if time.monotonic() > deadline:
+                    raise subprocess.TimeoutExpired(argv, duration + 30)
+                if sample_pids:
+                    peak = max(peak, tree_rss_kib(sample_pids))
+                time.sleep(sample_every)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    return text, proc.returncode, peak
 
 
 # --------------------------------------------------------------------------
@@ -544,6 +667,8 @@ class Measurement:
     round: int
     proxy: str
     ok: bool
+    scenario: str = "small"
+    peak_rss_kib: int = 0  # max sampled VmRSS of the proxy tree during the run
     error: str | None = None
     wrk: WrkResult | None = None
     cpu_s: float = 0.0
@@ -562,6 +687,8 @@ class Measurement:
 class Summary:
     proxy: str
     ok_rounds: int
+    scenario: str = "small"
+    peak_rss_kib: int = 0  # max over this scenario's runs (warm-up included)
     rps: float = float("nan")
     p50_ms: float = float("nan")
     p99_ms: float = float("nan")
@@ -571,6 +698,118 @@ class Summary:
     rps_vs_nginx: float = float("nan")
     cpu_per_req_vs_nginx: float = float("nan")
     failure: str | None = None
+
+
+@dataclass
+class IdleResult:
+    """Scenario 6: RSS growth of the proxy tree per idle keep-alive connection."""
+
+    proxy: str
+    target: int
+    opened: int = 0
+    rss_before_kib: int = 0
+    rss_after_kib: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def kib_per_conn(self) -> float:
+        if self.opened <= 0:
+            return float("nan")
+        return (self.rss_after_kib - self.rss_before_kib) / self.opened
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["kib_per_conn"] = self.kib_per_conn
+        return d
+
+
+def _read_response(sock: socket.socket) -> bool:
+    """Read one small HTTP response with a Content-Length; True if it is 200."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return False
+        buf += chunk
+    head, _, body = buf.partition(b"\r\n\r\n")
+    m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    want = int(m.group(1)) if m else 0
+    while len(body) < want:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return False
+        body += chunk
+    return head.startswith(b"HTTP/1.1 200")
+
+
+def open_idle_connections(
+    port: int, n: int, batch: int, sockets: list[socket.socket], timeout: float = 5.0
+) -> str | None:
+    """Open n keep-alive connections, one request each; append them to sockets.
+
+    Batches of `batch`: connect the batch, send all its requests, then read all
+    the answers, so the backend never sees more than `batch` at once. Returns an
+    error text on the first failure (the sockets opened so far stay open).
+    """
+    req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    while len(sockets) < n:
+        todo: list[socket.socket] = []
+        try:
+            for _ in range(min(batch, n - len(sockets))):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                todo.append(s)
+                s.settimeout(timeout)
+                # RST on close: no TIME_WAIT pile-up across proxies.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.connect(("127.0.0.1", port))
+                s.sendall(req)
+            for s in todo:
+                if not _read_response(s):
+                    close_all(todo)
+                    return f"bad response after {len(sockets)} connections"
+        except OSError as exc:
+            for s in todo:
+                s.close()
+            return f"{type(exc).__name__} after {len(sockets)} connections: {exc}"
+        sockets.extend(todo)
+    return None
+
+
+def close_all(sockets: list[socket.socket]) -> None:
+    for s in sockets:
+        with contextlib.suppress(OSError):
+            s.close()
+    sockets.clear()
+
+
+# pproxy 2.7 calls asyncio.get_event_loop() after installing uvloop's policy,
+# which raises on Python 3.11+ when no loop is set yet; give it one, then run
+# its normal entry point (still on uvloop, its fastest setup).
+PPROXY_MAIN = """\
+import asyncio, sys
+_get = asyncio.get_event_loop
+def _get_or_new():
+    try:
+        return _get()
+    except RuntimeError:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        return loop
+asyncio.get_event_loop = _get_or_new
+sys.argv[0] = "pproxy"
+from pproxy.server import main
+main()
+"""
+
+
+def haproxy_maxconn() -> int:
+    # HAProxy refuses to start if maxconn * 2 (+ margin) exceeds the hard
+    # open-file limit, so the idle scenario gets at most this many for it.
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY:
+        return 11000
+    return max(256, min(11000, (hard - 200) // 2))
 
 
 class Bench:
@@ -587,6 +826,7 @@ class Bench:
         self.proxy_cpus: set[int] | None = args.proxy_cpus
         self.load_cpus: set[int] | None = args.load_cpus
         self.backend_port = 0
+        self.backend_command = ""
 
     # -- lifecycle --------------------------------------------------------
 
@@ -631,6 +871,7 @@ class Bench:
             "-g",
             "daemon off;",
         ]
+        self.backend_command = shlex.join(argv)
         server = self.start("backend", argv, self.load_cpus)
         why = wait_ready(server, self.backend_port, self.args.start_timeout)
         if why:
@@ -703,24 +944,54 @@ class Bench:
             if haproxy is None:
                 raise RuntimeError("haproxy not found (run bench/install-tools.sh)")
             conf = d / "haproxy.cfg"
-            conf.write_text(haproxy_conf(port, self.backend_port, self.args.haproxy_reuse))
+            conf.write_text(
+                haproxy_conf(port, self.backend_port, self.args.haproxy_reuse, haproxy_maxconn())
+            )
             # -db: stay in the foreground, one process (no master-worker).
             return [haproxy, "-db", "-f", str(conf)], None, None
+        if name == "aiohttp-naive":
+            py = self.args.peer_python
+            script = Path(__file__).resolve().parent / "peers" / "naive_aiohttp.py"
+            if not tool_output([py, "-c", "import aiohttp; print('ok')"]).endswith("ok"):
+                raise RuntimeError(f"aiohttp not importable by {py} (pip install aiohttp)")
+            argv = [
+                py,
+                str(script),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--backend",
+                f"127.0.0.1:{self.backend_port}",
+            ]
+            return argv, None, None
+        if name == "pproxy":
+            py = self.args.peer_python
+            if not tool_output([py, "-c", "import pproxy; print('ok')"]).endswith("ok"):
+                raise RuntimeError(f"pproxy not importable by {py} (pip install pproxy)")
+            # Tunnel mode: a plain TCP relay to the backend (L4, no HTTP parsing).
+            listen = f"tunnel{{127.0.0.1:{self.backend_port}}}://127.0.0.1:{port}"
+            return [py, "-c", PPROXY_MAIN, "-l", listen], None, None
         raise RuntimeError(f"unknown proxy {name!r}")
 
     # -- measuring --------------------------------------------------------
 
-    def measure(self, c: Contender, round_no: int, duration: int) -> Measurement:
+    def measure(
+        self, c: Contender, round_no: int, duration: int, scenario: Scenario
+    ) -> Measurement:
         wrk = self.tools["wrk"]
         assert wrk is not None and c.server is not None
-        m = Measurement(round=round_no, proxy=c.name, ok=False)
+        m = Measurement(round=round_no, proxy=c.name, ok=False, scenario=scenario.name)
         if not c.server.alive():
             m.error = f"proxy exited (status {c.server.proc.returncode})"
             return m
-        argv = wrk_argv(wrk, self.args, c.port, duration)
+        argv = wrk_argv(wrk, self.args, c.port, duration, scenario)
+        pids = tree_pids(c.server.pid)
         ticks0 = tree_cpu_ticks(c.server.pid)
         t0 = time.monotonic()
-        out, rc = run_wrk(argv, duration, self.load_cpus)
+        try:
+            out, rc, m.peak_rss_kib = run_wrk(argv, duration, self.load_cpus, pids)
+        except subprocess.TimeoutExpired:
+            m.error = f"wrk did not finish within {duration + 30}s (killed)"
+            return m
         t1 = time.monotonic()
         ticks1 = tree_cpu_ticks(c.server.pid)
         if not c.server.alive():
@@ -744,20 +1015,66 @@ class Bench:
             m.error = "no requests completed"
         return m
 
+    def measure_idle(self, c: Contender, n: int) -> IdleResult:
+        """Scenario 6: proxy RSS growth for n idle keep-alive client connections."""
+        assert c.server is not None
+        r = IdleResult(proxy=c.name, target=n)
+        if not c.server.alive():
+            r.error = f"proxy exited (status {c.server.proc.returncode})"
+            return r
+        note = None
+        if c.name == "haproxy" and n > haproxy_maxconn() - 20:
+            n = r.target = haproxy_maxconn() - 20
+            note = f"capped to HAProxy maxconn: open-file hard limit {nofile_hard_limit()}"
+        pids = tree_pids(c.server.pid)
+        sockets: list[socket.socket] = []
+        try:
+            # One connection first: it opens the proxy's upstream connection,
+            # which is then reused, so the delta is client connections only.
+            open_idle_connections(c.port, 1, 1, sockets)
+            close_all(sockets)
+            time.sleep(0.3)
+            r.rss_before_kib = tree_rss_kib(pids)
+            t0 = time.monotonic()
+            err = open_idle_connections(c.port, n, self.args.idle_batch, sockets)
+            r.seconds = time.monotonic() - t0
+            r.opened = len(sockets)
+            time.sleep(0.5)  # let the proxy settle (lazy frees, deferred work)
+            r.rss_after_kib = tree_rss_kib(pids)
+            r.error = err or note
+            if not c.server.alive():
+                r.error = f"proxy exited (status {c.server.proc.returncode})"
+        finally:
+            close_all(sockets)
+        time.sleep(self.args.pause)
+        return r
+
 
 # --------------------------------------------------------------------------
 # summary + report
 
 
 def summarize(
-    names: Sequence[str], contenders: dict[str, Contender], results: list[Measurement]
+    names: Sequence[str],
+    contenders: dict[str, Contender],
+    results: list[Measurement],
+    scenario: str = "small",
+    warmups: Sequence[Measurement] = (),
 ) -> list[Summary]:
     out: list[Summary] = []
     for name in names:
         c = contenders[name]
-        runs = [r for r in results if r.proxy == name]
+        runs = [r for r in results if r.proxy == name and r.scenario == scenario]
         good = [r for r in runs if r.ok and r.wrk is not None]
-        s = Summary(proxy=name, ok_rounds=len(good), failure=c.failure)
+        s = Summary(proxy=name, ok_rounds=len(good), failure=c.failure, scenario=scenario)
+        s.peak_rss_kib = max(
+            (
+                r.peak_rss_kib
+                for r in (*runs, *warmups)
+                if r.proxy == name and r.scenario == scenario
+            ),
+            default=0,
+        )
         if not good and not s.failure:
             s.failure = next((r.error for r in runs if r.error), "no successful rounds")
         if good:
@@ -804,7 +1121,12 @@ def machine_info() -> dict[str, str]:
     }
 
 
-def versions(tools: dict[str, str | None], lbproxy_cmd: str) -> dict[str, str]:
+def versions(
+    tools: dict[str, str | None],
+    lbproxy_cmd: str,
+    names: Sequence[str] = (),
+    peer_python: str = sys.executable,
+) -> dict[str, str]:
     v: dict[str, str] = {}
     v["nginx"] = first_line(tool_output([tools["nginx"], "-v"])) if tools["nginx"] else "missing"
     v["haproxy"] = (
@@ -821,18 +1143,33 @@ def versions(tools: dict[str, str | None], lbproxy_cmd: str) -> dict[str, str]:
         v["lbproxy git"] = commit + (" (dirty tree)" if dirty else "")
     else:
         v["lbproxy git"] = "no commit"
+    for name, mod in (("aiohttp-naive", "aiohttp"), ("pproxy", "pproxy")):
+        if name in names:
+            code = "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))"
+            v[mod] = first_line(tool_output([peer_python, "-c", code, mod])) or "missing"
     exts = sorted(p.name for p in (REPO_ROOT / "lbproxy").rglob("*.so"))
     v["lbproxy compiled extensions"] = ", ".join(exts) if exts else "none found"
     return v
 
 
+def _proxy_label(name: str) -> str:
+    return f"{name} (L4)" if name in L4_PROXIES else name
+
+
+def _mib(kib: int) -> str:
+    return f"{kib / 1024:,.1f}" if kib else "n/a"
+
+
 def render_markdown(
     report: dict[str, Any],
-    summaries: list[Summary],
+    summaries: dict[str, list[Summary]],
     results: list[Measurement],
     contenders: dict[str, Contender],
+    idle: Sequence[IdleResult] = (),
+    charts: dict[str, str] | None = None,
 ) -> str:
     s = report["settings"]
+    charts = charts or {}
     lines: list[str] = []
     lines.append(f"# Proxy comparison — {report['started']}")
     lines.append("")
@@ -869,59 +1206,120 @@ def render_markdown(
     lines.append(
         f"wrk: {s['threads']} thread(s), {s['connections']} connections, "
         f"{s['duration_s']}s per run, {s['rounds']} round(s), "
-        f"{s['warmup_s']}s warm-up per proxy; order rotated each round. "
+        f"{s['warmup_s']}s warm-up per proxy and scenario; order rotated each round. "
+        f"Scenarios: {', '.join(s['scenarios'])}. "
         f"Total wall time {report['elapsed_s']:.0f}s."
     )
-    lines.append("")
-    lines.append(f"## Median of {s['rounds']} round(s)")
-    lines.append("")
-    lines.append(
-        "| proxy | req/s | p50 ms | p99 ms | errors | CPU µs/req | proxy CPU % "
-        "| req/s ÷ nginx | CPU/req ÷ nginx | ok rounds |"
-    )
-    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for sm in summaries:
-        if sm.ok_rounds == 0:
-            lines.append(f"| {sm.proxy} | FAILED | | | | | | | | 0/{s['rounds']} |")
-            continue
+    if any(n in L4_PROXIES for n in s["proxies"]):
+        lines.append("")
         lines.append(
-            f"| {sm.proxy} | {f(sm.rps, 0)} | {f(sm.p50_ms, 3)} | {f(sm.p99_ms, 3)} "
-            f"| {sm.errors} | {f(sm.cpu_us_per_req, 1)} | {f(sm.cpu_pct, 0)} "
-            f"| {f(sm.rps_vs_nginx)} | {f(sm.cpu_per_req_vs_nginx)} "
-            f"| {sm.ok_rounds}/{s['rounds']} |"
+            "**(L4)** marks a TCP relay (pproxy in tunnel mode): it copies bytes and "
+            "never parses HTTP, so it does strictly less work than an HTTP proxy and "
+            "keeps one backend connection per client connection."
         )
+    for scen in s["scenarios"]:
+        if scen == IDLE_SCENARIO:
+            continue
+        sc = SCENARIOS[scen]
+        lines.append("")
+        lines.append(f"## Scenario `{scen}`: {sc.title} — median of {s['rounds']} round(s)")
+        lines.append("")
+        lines.append(
+            f"wrk target `{sc.path}`"
+            + (f", script `bench/lua/{sc.lua}`" if sc.lua else "")
+            + "".join(f", `-H '{h}'`" for h in sc.headers)
+            + "."
+        )
+        lines.append("")
+        lines.append(
+            "| proxy | req/s | p50 ms | p99 ms | errors | CPU µs/req | proxy CPU % "
+            "| peak RSS MiB | req/s ÷ nginx | CPU/req ÷ nginx | ok rounds |"
+        )
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for sm in summaries.get(scen, []):
+            label = _proxy_label(sm.proxy)
+            if sm.ok_rounds == 0:
+                lines.append(f"| {label} | FAILED | | | | | | | | | 0/{s['rounds']} |")
+                continue
+            lines.append(
+                f"| {label} | {f(sm.rps, 0)} | {f(sm.p50_ms, 3)} | {f(sm.p99_ms, 3)} "
+                f"| {sm.errors} | {f(sm.cpu_us_per_req, 1)} | {f(sm.cpu_pct, 0)} "
+                f"| {_mib(sm.peak_rss_kib)} "
+                f"| {f(sm.rps_vs_nginx)} | {f(sm.cpu_per_req_vs_nginx)} "
+                f"| {sm.ok_rounds}/{s['rounds']} |"
+            )
+        if scen in charts:
+            lines.append("")
+            lines.append(f"![{scen}: req/s and CPU µs/req]({charts[scen]})")
+    if IDLE_SCENARIO in s["scenarios"]:
+        lines.append("")
+        lines.append(f"## Scenario `idle`: {s['idle_connections']:,} idle keep-alive connections")
+        lines.append("")
+        lines.append(
+            f"Each connection sends one `GET /` and then stays open (batches of "
+            f"{s['idle_batch']}). RSS = VmRSS summed over the proxy's process tree, "
+            "read before opening and 0.5 s after the last one opened."
+        )
+        lines.append("")
+        lines.append(
+            "| proxy | connections | RSS before MiB | RSS after MiB | KiB / connection "
+            "| open time s | error |"
+        )
+        lines.append("|---|---:|---:|---:|---:|---:|---|")
+        for r in idle:
+            err = (r.error or "").replace("|", "/").replace("\n", " ")[:200]
+            lines.append(
+                f"| {_proxy_label(r.proxy)} | {r.opened:,}/{r.target:,} "
+                f"| {_mib(r.rss_before_kib)} | {_mib(r.rss_after_kib)} "
+                f"| {f(r.kib_per_conn, 2)} | {f(r.seconds, 1)} | {err} |"
+            )
+        if IDLE_SCENARIO in charts:
+            lines.append("")
+            lines.append(f"![idle: KiB per connection]({charts[IDLE_SCENARIO]})")
+    if charts.get("_note"):
+        lines.append("")
+        lines.append(f"Charts: {charts['_note']}")
     lines.append("")
     lines.append(
         "errors = non-2xx/3xx responses + socket errors, summed over rounds. "
         "CPU µs/req = proxy process-tree (utime+stime) delta / requests completed. "
-        "proxy CPU % is of one core; near 100 means the proxy was the bottleneck."
+        "proxy CPU % is of one core; near 100 means the proxy was the bottleneck. "
+        "peak RSS = largest VmRSS sum over the proxy's process tree sampled every "
+        "0.2 s during the scenario's runs (warm-up included)."
     )
     lines.append("")
     lines.append("## Per-round raw numbers")
     lines.append("")
     lines.append(
-        "| round | proxy | req/s | requests | p50 ms | p75 ms | p90 ms | p99 ms "
-        "| non-2xx | socket err | proxy CPU s | wall s | CPU µs/req | CPU % |"
+        "| scenario | round | proxy | req/s | requests | p50 ms | p75 ms | p90 ms | p99 ms "
+        "| non-2xx | socket err | proxy CPU s | wall s | CPU µs/req | CPU % | peak RSS MiB |"
     )
-    lines.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         w = r.wrk
         if w is None or not r.ok:
             err = (r.error or "failed").replace("|", "/").replace("\n", " ")[:200]
-            lines.append(f"| {r.round} | {r.proxy} | FAILED: {err} |||||||||||")
+            lines.append(f"| {r.scenario} | {r.round} | {r.proxy} | FAILED: {err} ||||||||||||")
             continue
         lines.append(
-            f"| {r.round} | {r.proxy} | {f(w.rps, 0)} | {w.requests} "
+            f"| {r.scenario} | {r.round} | {r.proxy} | {f(w.rps, 0)} | {w.requests} "
             f"| {f(w.p50_ms, 3)} "
             f"| {f(w.p75_ms, 3)} | {f(w.p90_ms, 3)} | {f(w.p99_ms, 3)} | {w.non2xx} "
             f"| {w.socket_errors} | {f(r.cpu_s)} | {f(r.wall_s)} "
-            f"| {f(r.cpu_us_per_req, 1)} | {f(r.cpu_pct, 0)} |"
+            f"| {f(r.cpu_us_per_req, 1)} | {f(r.cpu_pct, 0)} | {_mib(r.peak_rss_kib)} |"
         )
     lines.append("")
     lines.append("## Proxy commands")
     lines.append("")
+    lines.append(f"- backend: `{report.get('backend_command') or 'n/a'}`")
     for c in contenders.values():
         lines.append(f"- {c.name}: `{c.command or 'n/a'}`")
+    lines.append("")
+    lines.append("wrk commands (`PORT` = the proxy's port, `N` = duration):")
+    lines.append("")
+    for scen in s["scenarios"]:
+        if scen in report.get("wrk_commands", {}):
+            lines.append(f"- {scen}: `{report['wrk_commands'][scen]}`")
     failed = [c for c in contenders.values() if c.failure]
     if failed:
         lines.append("")
@@ -967,12 +1365,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: 3s runs, 1s warm-up, 2 rounds (explicit flags win)",
+        help="smoke run: 2s runs, 1s warm-up, 2 rounds, 0.5s pauses (explicit flags win)",
     )
     p.add_argument(
         "--proxies",
         default=",".join(DEFAULT_PROXIES),
         help=f"comma-separated subset of {','.join(ALL_PROXIES)}",
+    )
+    p.add_argument(
+        "--scenarios",
+        default=",".join(ALL_SCENARIOS),
+        help=f"comma-separated subset of {','.join(ALL_SCENARIOS)}",
+    )
+    p.add_argument(
+        "--include-peers",
+        action="store_true",
+        help="also run the Python peers: aiohttp-naive (bench/peers/) and pproxy (tunnel, L4)",
+    )
+    p.add_argument(
+        "--peer-python",
+        default=sys.executable,
+        help="Python that runs the peers (needs aiohttp and pproxy)",
+    )
+    p.add_argument(
+        "--idle-connections",
+        type=int,
+        default=10000,
+        help="idle scenario: keep-alive client connections to open",
+    )
+    p.add_argument(
+        "--idle-batch", type=int, default=200, help="idle scenario: connections per batch"
     )
     p.add_argument(
         "--include-pure",
@@ -1010,7 +1432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pause",
         type=float,
-        default=1.0,
+        default=None,
         help="seconds of idle between runs (lets TIME_WAIT/CPU settle)",
     )
     p.add_argument("--wrk", help="path to wrk")
@@ -1023,6 +1445,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="markdown report path (default bench/results/compare-<date>.md)",
     )
     p.add_argument("--no-save", action="store_true", help="print the report only")
+    p.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
     p.add_argument(
         "--json",
         metavar="PATH",
@@ -1041,11 +1464,23 @@ def resolve_args(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> argp
     args = p.parse_args(argv)
     quick = args.quick
     if args.duration is None:
-        args.duration = 3 if quick else 10
+        args.duration = 2 if quick else 10
     if args.warmup is None:
         args.warmup = 1 if quick else 3
     if args.rounds is None:
         args.rounds = 2 if quick else 3
+    if args.pause is None:
+        args.pause = 0.5 if quick else 1.0
+    scens = [x.strip() for x in args.scenarios.split(",") if x.strip()]
+    for x in scens:
+        if x not in ALL_SCENARIOS:
+            p.error(f"unknown scenario {x!r}; choose from {', '.join(ALL_SCENARIOS)}")
+    if not scens:
+        p.error("no scenarios selected")
+    # Always in the canonical order (idle last: it runs after the load runs).
+    args.scenario_names = [x for x in ALL_SCENARIOS if x in scens]
+    if args.idle_connections < 1 or args.idle_batch < 1:
+        p.error("--idle-connections and --idle-batch must be >= 1")
     if args.rounds < 1 or args.connections < 1 or args.threads < 1:
         p.error("--rounds, --connections and --threads must be >= 1")
     if args.threads > args.connections:
@@ -1058,6 +1493,8 @@ def resolve_args(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> argp
         # Run it right after lbproxy so the pair is measured back to back.
         idx = names.index("lbproxy") + 1 if "lbproxy" in names else 0
         names.insert(idx, "lbproxy-pure")
+    if args.include_peers:
+        names += [n for n in PEER_PROXIES if n not in names]
     if not names:
         p.error("no proxies selected")
     args.names = list(dict.fromkeys(names))
@@ -1084,14 +1521,51 @@ def resolve_args(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> argp
     return args
 
 
+def run_overhead(args: argparse.Namespace) -> float:
+    return float(args.pause) + 0.3  # pause + wrk start/teardown + /proc scans
+
+
+def idle_estimate(args: argparse.Namespace) -> float:
+    # ~0.25 ms per connection (connect + request + answer) plus settle time.
+    return args.idle_connections * 0.00025 + 1.5 + float(args.pause)
+
+
+def idle_names(args: argparse.Namespace) -> list[str]:
+    # L4 relays open one backend connection per client connection, which the
+    # backend (worker_connections 8192) cannot hold; and they parse nothing.
+    return [n for n in args.names if n not in L4_PROXIES]
+
+
 def estimate_seconds(args: argparse.Namespace) -> float:
     n = len(args.names)
-    per_run = float(args.pause) + 0.5  # pause + wrk start/teardown + /proc scans
-    return float(
-        START_OVERHEAD_S * (n + 1)  # backend + each proxy starting
-        + n * (args.warmup + per_run)
-        + n * args.rounds * (args.duration + per_run)
+    per_run = run_overhead(args)
+    wrk_scens = [x for x in args.scenario_names if x != IDLE_SCENARIO]
+    total = START_OVERHEAD_S * (n + 1)  # backend + each proxy starting
+    total += len(wrk_scens) * (
+        n * (args.warmup + per_run) + n * args.rounds * (args.duration + per_run)
     )
+    if IDLE_SCENARIO in args.scenario_names:
+        total += len(idle_names(args)) * idle_estimate(args)
+    return float(total)
+
+
+class Progress:
+    """One stderr line per step: scenario, proxy, round and time left."""
+
+    def __init__(self, total_s: float) -> None:
+        self.total = total_s
+        self.done = 0.0
+        self.t0 = time.monotonic()
+
+    def step(self, what: str, cost_s: float) -> None:
+        elapsed = time.monotonic() - self.t0
+        left_est = max(self.total - self.done, 0.0)
+        # Scale the plan by how far reality is off from it so far.
+        if self.done > 5:
+            left_est *= elapsed / self.done
+        pct = 100.0 * self.done / self.total if self.total else 0.0
+        log(f"[{pct:3.0f}% ~{left_est:4.0f}s left] {what}")
+        self.done += cost_s
 
 
 def run(args: argparse.Namespace, command: str) -> int:
@@ -1105,44 +1579,85 @@ def run(args: argparse.Namespace, command: str) -> int:
             return 2
     est = estimate_seconds(args)
     log(
-        f"proxies: {', '.join(args.names)}; {args.rounds} round(s) x {args.duration}s, "
+        f"proxies: {', '.join(args.names)}; scenarios: {', '.join(args.scenario_names)}; "
+        f"{args.rounds} round(s) x {args.duration}s, "
         f"{args.warmup}s warm-up, -c{args.connections} -t{args.threads}; "
         f"proxy CPUs {fmt_cpus(args.proxy_cpus)}, load CPUs {fmt_cpus(args.load_cpus)}"
     )
+    wrk_scens = [SCENARIOS[x] for x in args.scenario_names if x != IDLE_SCENARIO]
     # Worst case adds wrk's hard timeout per run and the start deadline per server.
-    stall = len(args.names) * (args.rounds + 1) * 30 + (len(args.names) + 1) * args.start_timeout
+    stall = (
+        len(wrk_scens) * len(args.names) * (args.rounds + 1) * 30
+        + (len(args.names) + 1) * args.start_timeout
+    )
     log(f"estimated total run time: ~{est:.0f}s (at most +{stall:.0f}s more if servers stall)")
+    if IDLE_SCENARIO in args.scenario_names:
+        need = args.idle_connections + 100
+        if nofile_soft_limit() < need:
+            log(
+                f"warning: open-file limit {nofile_soft_limit()} < {need}: the idle "
+                "scenario will stop early (raise the hard limit: ulimit -Hn)"
+            )
+    progress = Progress(est)
     contenders: dict[str, Contender] = {}
     results: list[Measurement] = []
+    warmups: list[Measurement] = []
+    idle: list[IdleResult] = []
+    overhead = run_overhead(args)
     try:
+        progress.step("starting backend", START_OVERHEAD_S)
         bench.start_backend()
         for name in args.names:
+            progress.step(f"starting {name}", START_OVERHEAD_S)
             contenders[name] = bench.start_contender(name)
         live = [contenders[n] for n in args.names if not contenders[n].failure]
-        # Warm-up: JIT-free but caches, connection pools, page faults, CPU
-        # frequency all settle; numbers are discarded.
-        for c in live:
-            log(f"warm-up {c.name} {args.warmup}s")
-            w = bench.measure(c, 0, args.warmup)
-            if not w.ok:
-                log(f"{c.name}: warm-up failed: {w.error}")
-            time.sleep(args.pause)
-        for rnd in range(1, args.rounds + 1):
-            # Rotate the order each round so no proxy is always first/last.
-            k = (rnd - 1) % max(len(live), 1)
-            order = live[k:] + live[:k]
-            for c in order:
-                m = bench.measure(c, rnd, args.duration)
-                if m.ok and m.wrk:
-                    log(
-                        f"round {rnd} {c.name}: {m.wrk.rps:,.0f} req/s, "
-                        f"p50 {m.wrk.p50_ms:.3f}ms p99 {m.wrk.p99_ms:.3f}ms, "
-                        f"{m.cpu_us_per_req:.1f} CPU µs/req, errors {m.wrk.errors}"
-                    )
-                else:
-                    log(f"round {rnd} {c.name}: FAILED: {m.error}")
-                results.append(m)
+        for si, sc in enumerate(wrk_scens, 1):
+            tag = f"scenario {si}/{len(args.scenario_names)} {sc.name}"
+            # Warm-up: caches, connection pools, page faults, CPU frequency all
+            # settle; numbers are discarded (peak RSS is kept).
+            for c in live:
+                progress.step(f"{tag}: warm-up {c.name} {args.warmup}s", args.warmup + overhead)
+                w = bench.measure(c, 0, args.warmup, sc)
+                warmups.append(w)
+                if not w.ok:
+                    log(f"{sc.name} {c.name}: warm-up failed: {w.error}")
                 time.sleep(args.pause)
+            for rnd in range(1, args.rounds + 1):
+                # Rotate the order each round so no proxy is always first/last.
+                k = (rnd - 1) % max(len(live), 1)
+                order = live[k:] + live[:k]
+                for c in order:
+                    progress.step(
+                        f"{tag}: {c.name} round {rnd}/{args.rounds} {args.duration}s",
+                        args.duration + overhead,
+                    )
+                    m = bench.measure(c, rnd, args.duration, sc)
+                    if m.ok and m.wrk:
+                        log(
+                            f"  {sc.name} round {rnd} {c.name}: {m.wrk.rps:,.0f} req/s, "
+                            f"p50 {m.wrk.p50_ms:.3f}ms p99 {m.wrk.p99_ms:.3f}ms, "
+                            f"{m.cpu_us_per_req:.1f} CPU µs/req, "
+                            f"peak RSS {m.peak_rss_kib / 1024:.1f} MiB, errors {m.wrk.errors}"
+                        )
+                    else:
+                        log(f"  {sc.name} round {rnd} {c.name}: FAILED: {m.error}")
+                    results.append(m)
+                    time.sleep(args.pause)
+        if IDLE_SCENARIO in args.scenario_names:
+            tag = f"scenario {len(args.scenario_names)}/{len(args.scenario_names)} idle"
+            for c in live:
+                if c.name in L4_PROXIES:
+                    continue
+                progress.step(
+                    f"{tag}: {c.name} {args.idle_connections:,} connections",
+                    idle_estimate(args),
+                )
+                r = bench.measure_idle(c, args.idle_connections)
+                log(
+                    f"  idle {c.name}: {r.opened:,} connections, "
+                    f"{r.kib_per_conn:.2f} KiB/connection" + (f" ({r.error})" if r.error else "")
+                )
+                idle.append(r)
         for c in contenders.values():
             if c.server is not None and not c.server.alive():
                 c.log_tail = tail(c.server.log_path)
@@ -1153,15 +1668,27 @@ def run(args: argparse.Namespace, command: str) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    summaries = summarize(args.names, contenders, results)
+    summaries = {
+        sc.name: summarize(args.names, contenders, results, sc.name, warmups) for sc in wrk_scens
+    }
+    wrk = bench.tools["wrk"] or "wrk"
+    wrk_commands = {
+        sc.name: shlex.join(wrk_argv(wrk, args, 0, 0, sc))
+        .replace("-d0s", "-dNs")
+        .replace("127.0.0.1:0", "127.0.0.1:PORT")
+        for sc in wrk_scens
+    }
     report: dict[str, Any] = {
         "started": started.strftime("%Y-%m-%d %H:%M:%S UTC"),
         "elapsed_s": time.monotonic() - t_start,
         "machine": machine_info(),
-        "versions": versions(bench.tools, args.lbproxy_cmd),
+        "versions": versions(bench.tools, args.lbproxy_cmd, args.names, args.peer_python),
         "command": command,
+        "backend_command": bench.backend_command,
+        "wrk_commands": wrk_commands,
         "settings": {
             "proxies": args.names,
+            "scenarios": args.scenario_names,
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "rounds": args.rounds,
@@ -1171,20 +1698,28 @@ def run(args: argparse.Namespace, command: str) -> int:
             "load_cpus": fmt_cpus(args.load_cpus),
             "haproxy_reuse": args.haproxy_reuse,
             "lbproxy_cmd": args.lbproxy_cmd,
+            "idle_connections": args.idle_connections,
+            "idle_batch": args.idle_batch,
             "clk_tck": CLK_TCK,
         },
     }
-    md = render_markdown(report, summaries, results, contenders)
-    # With `--json -` stdout carries only JSON; the report then goes to stderr.
-    print(md, file=sys.stderr if args.json == "-" else sys.stdout)
+    out: Path | None = None
     if not args.no_save:
         out = args.output or RESULTS_DIR / f"compare-{started.strftime('%Y-%m-%d-%H%M%S')}.md"
         out.parent.mkdir(parents=True, exist_ok=True)
+    charts: dict[str, str] = {}
+    if out is not None and not args.no_charts:
+        charts = make_charts(out, summaries, idle)
+    md = render_markdown(report, summaries, results, contenders, idle, charts)
+    # With `--json -` stdout carries only JSON; the report then goes to stderr.
+    print(md, file=sys.stderr if args.json == "-" else sys.stdout)
+    if out is not None:
         out.write_text(md)
         log(f"report written to {out}")
     if args.json:
-        report["summary"] = [asdict(sm) for sm in summaries]
+        report["summary"] = {k: [asdict(sm) for sm in v] for k, v in summaries.items()}
         report["rounds"] = [r.to_json() for r in results]
+        report["idle"] = [r.to_json() for r in idle]
         report["failures"] = {
             c.name: {"failure": c.failure, "log_tail": c.log_tail}
             for c in contenders.values()
@@ -1197,7 +1732,28 @@ def run(args: argparse.Namespace, command: str) -> int:
         else:
             Path(args.json).write_text(text + "\n")
             log(f"JSON written to {args.json}")
-    return 0 if any(sm.ok_rounds for sm in summaries) else 1
+    ok = any(sm.ok_rounds for v in summaries.values() for sm in v) or any(r.opened for r in idle)
+    return 0 if ok else 1
+
+
+def make_charts(
+    out: Path, summaries: dict[str, list[Summary]], idle: Sequence[IdleResult]
+) -> dict[str, str]:
+    """PNG charts next to the report; {scenario: relative file name} (+ '_note')."""
+    try:
+        from bench import charts as charts_mod
+    except ImportError as exc:
+        if exc.name not in ("bench", "bench.charts"):
+            return {"_note": f"not drawn ({exc})"}  # e.g. matplotlib missing
+        try:  # run as a script (bench/ is sys.path[0]), not as `python -m bench`
+            import charts as charts_mod  # type: ignore[no-redef]
+        except ImportError as exc2:
+            return {"_note": f"not drawn ({exc2})"}
+    try:
+        return charts_mod.write_charts(out, summaries, idle)
+    except Exception as exc:  # charts are optional; never lose the report
+        log(f"warning: charts failed: {exc}")
+        return {"_note": f"not drawn ({type(exc).__name__}: {exc})"}
 
 
 def _nan_to_none(obj: Any) -> Any:
@@ -1210,18 +1766,40 @@ def _nan_to_none(obj: Any) -> Any:
     return obj
 
 
-def raise_nofile_limit() -> None:
-    # Children inherit this; a low soft limit (often 1024) would make the
-    # proxies fail accept() or refuse to start (HAProxy sizes maxconn from it).
+def _raise_nofile() -> str | None:
+    """Soft RLIMIT_NOFILE up to the hard limit; an error text if that failed."""
     # Capped so HAProxy does not size its tables for a million sockets.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 65536:
+        # Root (with CAP_SYS_RESOURCE) may raise the hard limit too; that lets
+        # HAProxy take all 10,000 idle connections. Otherwise keep the hard one.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, 65536))
+            hard = 65536
     want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
     if soft < want:
-        target = want
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
         except (ValueError, OSError) as exc:
-            log(f"warning: could not raise open-file limit from {soft}: {exc}")
+            return f"could not raise open-file limit from {soft}: {exc}"
+    return None
+
+
+def nofile_soft_limit() -> int:
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def nofile_hard_limit() -> int:
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+
+def raise_nofile_limit() -> None:
+    # Children inherit this (and raise it again in their preexec); a low soft
+    # limit (often 1024) would make the proxies fail accept() or refuse to
+    # start (HAProxy sizes maxconn from it), and the idle scenario needs it.
+    err = _raise_nofile()
+    if err:
+        log(f"warning: {err}")
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> None:

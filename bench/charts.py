@@ -1,0 +1,91 @@
+"""PNG charts for bench/compare.py reports (matplotlib, optional).
+
+``write_charts`` draws, next to the Markdown report, one PNG per load scenario
+(req/s and proxy CPU µs/request per proxy, side by side) and one for the idle
+scenario (RSS KiB per idle connection). It raises ImportError when matplotlib
+is missing; compare.py then notes that in the report and carries on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed; must precede pyplot
+
+import matplotlib.pyplot as plt
+
+# lbproxy variants stand out; the rest are grey-ish reference points.
+COLORS = {
+    "lbproxy": "#1f77b4",
+    "lbproxy-pure": "#6baed6",
+    "nginx": "#2ca02c",
+    "haproxy": "#ff7f0e",
+    "aiohttp-naive": "#9467bd",
+    "pproxy": "#8c8c8c",
+}
+
+
+def _bars(ax: Any, labels: list[str], values: list[float], title: str, fmt: str) -> None:
+    colors = [COLORS.get(label.split(" ")[0], "#7f7f7f") for label in labels]
+    shown = [0.0 if math.isnan(v) else v for v in values]
+    bars = ax.bar(labels, shown, color=colors)
+    for bar, v in zip(bars, values, strict=True):
+        text = "n/a" if math.isnan(v) else format(v, fmt)
+        ax.annotate(
+            text,
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    ax.margins(y=0.15)
+
+
+def write_charts(
+    out: Path, summaries: dict[str, Sequence[Any]], idle: Sequence[Any]
+) -> dict[str, str]:
+    """Write PNGs next to `out` (the .md path); returns {scenario: file name}."""
+    written: dict[str, str] = {}
+    for scen, rows in summaries.items():
+        ok = [r for r in rows if r.ok_rounds]
+        if not ok:
+            continue
+        labels = [r.proxy + (" (L4)" if r.proxy == "pproxy" else "") for r in ok]
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+        _bars(ax1, labels, [r.rps for r in ok], "requests/s (higher is better)", ",.0f")
+        _bars(
+            ax2,
+            labels,
+            [r.cpu_us_per_req for r in ok],
+            "proxy CPU µs/request (lower is better)",
+            ",.1f",
+        )
+        fig.suptitle(f"scenario: {scen}")
+        fig.tight_layout()
+        name = f"{out.stem}-{scen}.png"
+        fig.savefig(out.parent / name, dpi=100)
+        plt.close(fig)
+        written[scen] = name
+    good = [r for r in idle if r.opened]
+    if good:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        _bars(
+            ax,
+            [r.proxy for r in good],
+            [r.kib_per_conn for r in good],
+            f"RSS KiB per idle keep-alive connection ({good[0].target:,})",
+            ".2f",
+        )
+        fig.tight_layout()
+        name = f"{out.stem}-idle.png"
+        fig.savefig(out.parent / name, dpi=100)
+        plt.close(fig)
+        written["idle"] = name
+    return written

@@ -1,0 +1,1 @@
+"""Other Python proxies that bench/compare.py runs as peers."""

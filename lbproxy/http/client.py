@@ -450,8 +450,13 @@ class ClientConnection(asyncio.Protocol):
         if self.closed:
             return
         if close or (self.phase == P_CLOSING and not queue):
-            self.resume_reading_for(1)
-            self._linger_close()
+            if self.phase == P_IDLE and not queue:
+                # The request was read to its end and nothing followed it: a
+                # plain close (FIN after the response) loses nothing.
+                self._close()
+            else:
+                self.resume_reading_for(1)
+                self._linger_close()
             return
         if queue:
             nxt = queue[0]
@@ -524,7 +529,10 @@ class ClientConnection(asyncio.Protocol):
             transport.close()
 
     def _close(self) -> None:
-        if self.transport is not None and not self.closed:
+        """Close after sending what is written (the cork buffer included)."""
+        if self.transport is not None and not self.closed and not self._eof:
+            self.uncork()
+            self._eof = True
             self.transport.close()
 
     def start_drain(self) -> None:

@@ -75,7 +75,6 @@ class ClientConnection(asyncio.Protocol):
         "_trailers",
         "_wbuf",
         "client_ip",
-        "client_port",
         "closed",
         "cur",
         "deadline",
@@ -111,7 +110,6 @@ class ClientConnection(asyncio.Protocol):
         self.read_paused = 0
         self.draining = False
         self.client_ip = b""
-        self.client_port = 0
         self.trusted = False
         self.tunnel: Exchange | None = None
         self.upgraded: Exchange | None = None  # upgrade request sent, awaiting 101
@@ -131,7 +129,6 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.client_ip = peer[0].encode()
-            self.client_port = peer[1]
         lr = self.lr
         self.trusted = lr.is_trusted(self.client_ip)
         if not lr.accept(self):

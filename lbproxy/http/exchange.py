@@ -94,7 +94,6 @@ class Exchange:
         "deadline_kind",
         "done",
         "expect_continue",
-        "has_host",
         "host",
         "http11",
         "keep_alive",
@@ -149,7 +148,6 @@ class Exchange:
         self.host = host
         self.start_line = method + b" " + target + b" HTTP/1.1\r\n"
         self.block = block
-        self.has_host = bool(host)
         self.keep_alive = keep_alive
         self.http11 = http11
         self.chunked_in = bool(flags & CHUNKED)
@@ -249,7 +247,7 @@ class Exchange:
         conn.got_bytes = False
         self.upstream = conn
         head = self.start_line
-        if not self.has_host:
+        if not self.host:
             assert self.backend is not None
             head += self.backend.host_header
         head += self.block + b"\r\n"

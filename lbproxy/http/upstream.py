@@ -87,7 +87,7 @@ class UpstreamConnection(asyncio.Protocol):
             client.write(data)
             return
         client = ex.client
-        client._corked = True  # replies made while parsing leave in one write
+        client.cork()  # replies made while parsing leave in one write
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as up:

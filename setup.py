@@ -3,10 +3,12 @@
 # mypy: disable-error-code="import-untyped, misc, no-untyped-call"
 """Builds the optional Cython extensions; all metadata lives in pyproject.toml.
 
-Every ``lbproxy/_fast/<name>.pyx`` becomes the extension ``lbproxy._fast.<name>``.
-Each has a pure-Python twin, so a build that cannot compile (no Cython, no C
-compiler, a compile error) warns and installs the pure package instead of
-failing.
+Every ``lbproxy/_fast/<name>.pyx`` becomes the extension ``lbproxy._fast.<name>``,
+and the data path modules ``lbproxy/http/{client,exchange,upstream}.py`` are
+compiled as they are, typed by the ``.pxd`` beside each (see
+``lbproxy/http/__init__.py``). Each has a pure-Python twin, so a build that
+cannot compile (no Cython, no C compiler, a compile error) warns and installs
+the pure package instead of failing.
 
 Environment, read at build time:
   LBPROXY_NO_EXTENSIONS=1       do not compile; install the pure package.
@@ -28,11 +30,14 @@ from setuptools.errors import CCompilerError, ExecError, PlatformError
 
 HERE = Path(__file__).resolve().parent
 FAST = Path("lbproxy", "_fast")
+HTTP = Path("lbproxy", "http")
+DATAPATH = ("client", "exchange", "upstream")  # lbproxy.http.DATAPATH_MODULES
 BUILD_ERRORS = (CCompilerError, ExecError, PlatformError, ImportError)
 
 # boundscheck/wraparound are switched off in each .pyx's header instead, only
-# where that module checks its indices itself.
-COMPILER_DIRECTIVES = {"language_level": 3, "embedsignature": True}
+# where that module checks its indices itself. Annotations in the compiled .py
+# modules are for mypy; their C types come from the .pxd files alone.
+COMPILER_DIRECTIVES = {"language_level": 3, "embedsignature": True, "annotation_typing": False}
 
 
 def _env_flag(name: str) -> bool:
@@ -41,10 +46,12 @@ def _env_flag(name: str) -> bool:
 
 def _extensions() -> list[Extension]:
     # Relative paths: setuptools rejects absolute source paths in sdists.
-    return [
+    fast = [
         Extension(f"lbproxy._fast.{pyx.stem}", [str(FAST / pyx.name)])
         for pyx in sorted((HERE / FAST).glob("*.pyx"))
     ]
+    datapath = [Extension(f"lbproxy.http.{name}", [str(HTTP / f"{name}.py")]) for name in DATAPATH]
+    return fast + datapath
 
 
 def _warn(reason: object) -> None:

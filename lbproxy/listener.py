@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from lbproxy.config.model import Address
 from lbproxy.http.client import ClientConnection
@@ -77,7 +77,9 @@ class ListenerRuntime:
     async def start(self) -> None:
         bind = self.config.bind
         self.server = await self.loop.create_server(
-            lambda: ClientConnection(self),
+            # ClientConnection has no asyncio.Protocol base (an extension
+            # type when compiled) but is one to the event loop.
+            lambda: cast(asyncio.Protocol, ClientConnection(self)),
             host=bind.host,
             port=bind.port,
             reuse_address=True,

@@ -22,8 +22,18 @@ import pathlib, sys
 import lbproxy._fast as fast
 names = sorted(p.stem for p in pathlib.Path("lbproxy/_fast").glob("*.pyx"))
 missing = [n for n in names if fast.implementation(n) != "compiled"]
+import lbproxy.http
+if lbproxy.http.IMPLEMENTATION != "compiled":
+    missing.append("lbproxy.http data path")
 sys.exit(f"lbproxy: C extensions not built: {missing}" if missing else 0)
 PY
 .venv/bin/ruff check lbproxy tests bench
 .venv/bin/mypy lbproxy
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# The data path's pure-Python twin is its own source run uncompiled, chosen
+# per process (see lbproxy/http/__init__.py): the tests that drive traffic
+# through it run once more with the twins forced.
+if [ "$#" -eq 0 ]; then
+    LBPROXY_NO_EXTENSIONS=1 .venv/bin/python -m pytest -q -p no:cacheprovider \
+        tests/http tests/test_embedding.py tests/test_access_log.py tests/test_demo.py
+fi

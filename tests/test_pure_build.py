@@ -56,5 +56,5 @@ async def test_proxy_on_pure_twins(tmp_path: Path) -> None:
     # The readiness probe only connected; weights 5,1,1 interleave smoothly.
     assert names == ["b0", "b0", "b1", "b0", "b2", "b0", "b0"]
     log = lp.stderr()
-    assert "headers pure" in log and "balance pure" in log, log
+    assert "headers pure" in log and "balance pure" in log and "datapath pure" in log, log
     assert lp.returncode == 0

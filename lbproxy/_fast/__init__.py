@@ -27,6 +27,7 @@ __all__ = [
     "load",
     "load_compiled",
     "load_pure",
+    "record",
 ]
 
 NO_EXTENSIONS: bool = os.environ.get("LBPROXY_NO_EXTENSIONS", "").strip().lower() in {
@@ -38,6 +39,7 @@ NO_EXTENSIONS: bool = os.environ.get("LBPROXY_NO_EXTENSIONS", "").strip().lower(
 Implementation = Literal["compiled", "pure"]
 
 _chosen: dict[str, tuple[ModuleType, Implementation]] = {}
+_recorded: dict[str, Implementation] = {}
 
 
 class ExtensionImportWarning(RuntimeWarning):
@@ -100,9 +102,16 @@ def implementation(name: str) -> Implementation:
     return _chosen[name][1]
 
 
+def record(name: str, impl: Implementation) -> None:
+    """Note a hot path compiled outside this package (the data path, see
+    ``lbproxy.http``) so that ``describe`` reports it too."""
+    _recorded[name] = impl
+
+
 def describe() -> str:
     """One line for the startup log: which modules run compiled, which as twins."""
-    parts = [f"{name} {impl}" for name, (_, impl) in sorted(_chosen.items())]
+    impls = {name: impl for name, (_, impl) in _chosen.items()} | _recorded
+    parts = [f"{name} {impl}" for name, impl in sorted(impls.items())]
     if NO_EXTENSIONS:
         return "pure-Python twins forced by LBPROXY_NO_EXTENSIONS; " + ", ".join(parts)
     return ", ".join(parts) if parts else "none loaded"

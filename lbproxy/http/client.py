@@ -67,7 +67,10 @@ class _Reject(Exception):
         self.reason = reason
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection:
+    """An asyncio protocol (uvloop calls it like one), without asyncio.Protocol
+    as its base: compiled, it is an extension type (see lbproxy.http)."""
+
     __slots__ = (
         "_corked",
         "_eof",

@@ -21,7 +21,7 @@ request was fully sent and both ends agreed to keep the connection alive.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from lbproxy._fast import load as _load_fast
 from lbproxy.http.errors import error_response
@@ -61,6 +61,14 @@ D_RESPONSE = 2  # the backend must make progress (accept body bytes, send respon
 D_SEND = 3  # the client must take the response bytes we hold for it
 
 _STATUS_LINES: dict[tuple[int, bytes], bytes] = {}
+
+_ConnectTask = asyncio.Task[tuple[asyncio.Transport, asyncio.Protocol]]
+
+
+def _protocol(backend: BackendState) -> asyncio.Protocol:
+    # UpstreamConnection has no asyncio.Protocol base (it is an extension type
+    # when compiled) but is one to the event loop.
+    return cast(asyncio.Protocol, UpstreamConnection(backend))
 
 
 def _status_line(status: int, reason: bytes) -> bytes:
@@ -185,7 +193,7 @@ class Exchange:
         self.user_agent = b""  # filled only when an access log is written
         self.referer = b""
         self.upstream_read_paused = False
-        self.connect_task: asyncio.Task[tuple[asyncio.Transport, UpstreamConnection]] | None = None
+        self.connect_task: _ConnectTask | None = None
 
     # -- start ----------------------------------------------------------------
     def begin(self) -> None:
@@ -217,18 +225,16 @@ class Exchange:
         self.connecting = True
         self.deadline = loop.time() + pool.connect_timeout
         self.deadline_kind = D_CONNECT
-        task = loop.create_task(
-            loop.create_connection(lambda: UpstreamConnection(b), b.host, b.port)
-        )
+        task = loop.create_task(loop.create_connection(lambda: _protocol(b), b.host, b.port))
         task.add_done_callback(self._connected)
         self.connect_task = task
 
-    def _connected(self, task: asyncio.Task[tuple[asyncio.Transport, UpstreamConnection]]) -> None:
+    def _connected(self, task: _ConnectTask) -> None:
         self.connect_task = None
         if self.done or not self.connecting:
             # The client left or the connect timed out meanwhile.
             if not task.cancelled() and task.exception() is None:
-                task.result()[1].close()
+                cast(UpstreamConnection, task.result()[1]).close()
             return
         self.connecting = False
         if task.cancelled():
@@ -237,7 +243,7 @@ class Exchange:
         if exc is not None:
             self.fail(502, f"connect to {self.backend_label()} failed: {exc}")
             return
-        self._attach(task.result()[1])
+        self._attach(cast(UpstreamConnection, task.result()[1]))
 
     def _attach(self, conn: UpstreamConnection) -> None:
         conn.exchange = self

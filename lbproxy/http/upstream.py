@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 WRITE_HIGH_WATER = 64 * 1024
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection:
+    """An asyncio protocol without asyncio.Protocol as its base (see ClientConnection)."""
+
     __slots__ = (
         "_corked",
         "_wbuf",

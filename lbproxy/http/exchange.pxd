@@ -1,0 +1,60 @@
+# Compile-time declarations for exchange.py (see upstream.pxd).
+from lbproxy.http.client cimport ClientConnection
+from lbproxy.http.upstream cimport UpstreamConnection
+
+
+cdef class Exchange:
+    cdef public object backend
+    cdef public bytes block
+    cdef public Py_ssize_t body_in
+    cdef public bint chunked_in
+    cdef public bint chunked_out
+    cdef public ClientConnection client
+    cdef public bint close_after
+    cdef public object connect_task
+    cdef public bint connecting
+    cdef public double deadline
+    cdef public int deadline_kind
+    cdef public bint done
+    cdef public bint expect_continue
+    cdef public bytes host
+    cdef public bint http11
+    cdef public bint keep_alive
+    cdef public int local_status
+    cdef public bytes method
+    cdef public bint method_head
+    cdef public list pending
+    cdef public Py_ssize_t pending_size
+    cdef public object pool
+    cdef public str reason
+    cdef public bytes referer
+    cdef public object replay
+    cdef public Py_ssize_t replay_size
+    cdef public bint req_done
+    cdef public Py_ssize_t resp_bytes
+    cdef public bint resp_framed
+    cdef public bint resp_started
+    cdef public int resp_status
+    cdef public bint retried
+    cdef public object route
+    cdef public bytes start_line
+    cdef public double started_at
+    cdef public bytes target
+    cdef public object tried
+    cdef public bint tunnel
+    cdef public bint upgrade
+    cdef public UpstreamConnection upstream
+    cdef public bint upstream_read_paused
+    cdef public bint upstream_reusable
+    cdef public bytes user_agent
+
+    cpdef void begin(self)
+    cpdef void _attach(self, UpstreamConnection conn)
+    cpdef void _arm_response(self)
+    cpdef void send_body(self, object data)
+    cpdef void _send(self, object data)
+    cpdef void upstream_activity(self)
+    cpdef void on_response_body(self, object data)
+    cpdef void on_response_complete(self)
+    cpdef void _release_upstream(self, bint clean)
+    cpdef void _finish(self, bint close)

@@ -1,8 +1,9 @@
 """PNG charts for bench/compare.py reports (matplotlib, optional).
 
 ``write_charts`` draws, next to the Markdown report, one PNG per load scenario
-(req/s and proxy CPU µs/request per proxy, side by side) and one for the idle
-scenario (RSS KiB per idle connection). It raises ImportError when matplotlib
+(req/s and proxy CPU µs/request per proxy, side by side), one for the latency
+scenario (p50, p99 and p99.9 per proxy and for "direct", no proxy) and one for
+the idle scenario (RSS KiB per idle connection). It raises ImportError when matplotlib
 is missing; compare.py then notes that in the report and carries on.
 """
 
@@ -27,7 +28,15 @@ COLORS = {
     "haproxy": "#ff7f0e",
     "aiohttp-naive": "#9467bd",
     "pproxy": "#8c8c8c",
+    "direct": "#4d4d4d",
 }
+# The scenario drawn as latency percentiles instead of req/s + CPU.
+LATENCY_SCENARIO = "latency"
+PERCENTILES = (
+    ("p50", "p50_ms", "#9ecae1"),
+    ("p99", "p99_ms", "#3182bd"),
+    ("p99.9", "p999_ms", "#08519c"),
+)
 
 
 def _bars(ax: Any, labels: list[str], values: list[float], title: str, fmt: str) -> None:
@@ -48,12 +57,56 @@ def _bars(ax: Any, labels: list[str], values: list[float], title: str, fmt: str)
     ax.margins(y=0.15)
 
 
+def _latency_chart(out: Path, scen: str, rows: Sequence[Any]) -> str | None:
+    """Grouped bars: p50, p99, p99.9 (ms) per contender, "direct" included."""
+    ok = [r for r in rows if r.ok_rounds]
+    if not ok:
+        return None
+    labels = [r.proxy + (" (L4)" if r.proxy == "pproxy" else "") for r in ok]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 * len(ok) + 2), 4))
+    width = 0.8 / len(PERCENTILES)
+    for i, (name, attr, color) in enumerate(PERCENTILES):
+        values = [float(getattr(r, attr)) for r in ok]
+        xs = [k + (i - (len(PERCENTILES) - 1) / 2) * width for k in range(len(ok))]
+        shown = [0.0 if math.isnan(v) else v for v in values]
+        bars = ax.bar(xs, shown, width, label=name, color=color)
+        for bar, v in zip(bars, values, strict=True):
+            ax.annotate(
+                "n/a" if math.isnan(v) else f"{v:.2f}",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
+    ax.set_xticks(range(len(ok)), labels)
+    ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    ax.set_ylabel("ms")
+    ax.margins(y=0.15)
+    ax.legend(fontsize=8)
+    rate = next((r.target_rps for r in ok if not math.isnan(r.target_rps)), float("nan"))
+    ax.set_title(
+        f"latency at a fixed {rate:,.0f} req/s (lower is better; direct = no proxy)",
+        fontsize=10,
+    )
+    fig.suptitle(f"scenario: {scen}")
+    fig.tight_layout()
+    name = f"{out.stem}-{scen}.png"
+    fig.savefig(out.parent / name, dpi=100)
+    plt.close(fig)
+    return name
+
+
 def write_charts(
     out: Path, summaries: dict[str, Sequence[Any]], idle: Sequence[Any]
 ) -> dict[str, str]:
     """Write PNGs next to `out` (the .md path); returns {scenario: file name}."""
     written: dict[str, str] = {}
     for scen, rows in summaries.items():
+        if scen == LATENCY_SCENARIO:
+            drawn = _latency_chart(out, scen, rows)
+            if drawn:
+                written[scen] = drawn
+            continue
         ok = [r for r in rows if r.ok_rounds]
         if not ok:
             continue

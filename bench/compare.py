@@ -65,6 +65,9 @@ class Scenario:
     path: str = "/"
     lua: str | None = None  # wrk -s script in bench/lua/
     headers: tuple[str, ...] = ()  # extra wrk -H headers
+    # Fixed request rate (bench/lua/fixed_rate.lua, --latency-connections)
+    # instead of as fast as possible; also measured without a proxy ("direct").
+    paced: bool = False
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -83,8 +86,22 @@ SCENARIOS: dict[str, Scenario] = {
             "new connection per request (Connection: close)",
             headers=("Connection: close",),
         ),
+        Scenario(
+            "latency",
+            "latency at a fixed request rate, keep-alive",
+            lua="fixed_rate.lua",
+            paced=True,
+        ),
     )
 }
+LATENCY_SCENARIO = "latency"
+# The latency scenario's target rate: this fraction of lbproxy's max req/s.
+LATENCY_FRACTION = 0.5
+# Seconds of the one wrk run that measures lbproxy's max req/s for the latency
+# scenario when scenario `small` did not run (capped by --duration).
+CALIBRATION_S = 3
+# Pseudo-contender of the latency scenario: wrk straight to the backend.
+DIRECT = "direct"
 # Not a wrk scenario: N idle keep-alive connections, RSS growth per connection.
 IDLE_SCENARIO = "idle"
 ALL_SCENARIOS = (*SCENARIOS, IDLE_SCENARIO)
@@ -539,6 +556,7 @@ class WrkResult:
     p99_ms: float
     non2xx: int  # wrk's "Non-2xx or 3xx responses"
     socket_errors: int  # connect + read + write + timeout
+    p999_ms: float = float("nan")  # only from fixed_rate.lua (scenario latency)
 
     @property
     def errors(self) -> int:
@@ -589,13 +607,75 @@ def parse_wrk(out: str) -> WrkResult:
     )
 
 
+_FIXED_RATE_LINE = re.compile(r"^FIXED_RATE (.*)$", re.MULTILINE)
+_FIXED_RATE_KEYS = (
+    "requests",
+    "duration_us",
+    "p50_us",
+    "p75_us",
+    "p90_us",
+    "p99_us",
+    "p999_us",
+    "connect",
+    "read",
+    "write",
+    "status",
+    "timeout",
+)
+
+
+def parse_fixed_rate(out: str) -> WrkResult:
+    """Parse the `FIXED_RATE key=value ...` line that bench/lua/fixed_rate.lua prints.
+
+    Raises ValueError if it is missing or incomplete.
+    """
+    m = _FIXED_RATE_LINE.search(out)
+    if not m:
+        raise ValueError("no 'FIXED_RATE' line in wrk output (fixed_rate.lua done())")
+    fields: dict[str, float] = {}
+    for item in m.group(1).split():
+        key, _, value = item.partition("=")
+        with contextlib.suppress(ValueError):
+            fields[key] = float(value)
+    missing = [k for k in _FIXED_RATE_KEYS if k not in fields]
+    if missing:
+        raise ValueError(f"FIXED_RATE line lacks {', '.join(missing)}")
+    requests = int(fields["requests"])
+    seconds = fields["duration_us"] / 1e6
+    nan = float("nan")
+
+    def ms(key: str) -> float:
+        # wrk prints no percentiles worth the name when nothing completed.
+        return fields[key] / 1e3 if requests else nan
+
+    return WrkResult(
+        rps=requests / seconds if seconds > 0 else nan,
+        requests=requests,
+        seconds=seconds,
+        p50_ms=ms("p50_us"),
+        p75_ms=ms("p75_us"),
+        p90_ms=ms("p90_us"),
+        p99_ms=ms("p99_us"),
+        p999_ms=ms("p999_us"),
+        non2xx=int(fields["status"]),
+        socket_errors=int(sum(fields[k] for k in ("connect", "read", "write", "timeout"))),
+    )
+
+
 def wrk_argv(
-    wrk: str, args: argparse.Namespace, port: int, duration: int, scenario: Scenario
+    wrk: str,
+    args: argparse.Namespace,
+    port: int,
+    duration: int,
+    scenario: Scenario,
+    rate: float | None = None,
 ) -> list[str]:
+    """wrk's command line; `rate` (total req/s) is required for a paced scenario."""
+    connections = args.latency_connections if scenario.paced else args.connections
     argv = [
         wrk,
         f"-t{args.threads}",
-        f"-c{args.connections}",
+        f"-c{connections}",
         f"-d{duration}s",
         f"--timeout={args.wrk_timeout}s",
         "--latency",
@@ -605,6 +685,11 @@ def wrk_argv(
     if scenario.lua:
         argv += ["-s", str(LUA_DIR / scenario.lua)]
     argv.append(f"http://127.0.0.1:{port}{scenario.path}")
+    if scenario.paced:
+        if rate is None or not rate > 0:
+            raise ValueError(f"scenario {scenario.name} needs a target rate")
+        # fixed_rate.lua's init(args): target req/s and -c (wrk hides -c from Lua).
+        argv += ["--", f"{rate:.1f}", str(connections)]
     return argv
 
 
@@ -660,6 +745,9 @@ class Contender:
     failure: str | None = None  # set when it could not start / died
     log_tail: str = ""
     command: str = ""
+    # The latency scenario's "direct" row: wrk to the backend, no proxy. Then
+    # `server` is the backend and no proxy CPU or RSS is measured.
+    direct: bool = False
 
 
 @dataclass
@@ -675,6 +763,7 @@ class Measurement:
     wall_s: float = 0.0
     cpu_us_per_req: float = float("nan")
     cpu_pct: float = float("nan")  # of one core, over the measured interval
+    target_rps: float = float("nan")  # paced scenario only
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -698,6 +787,10 @@ class Summary:
     rps_vs_nginx: float = float("nan")
     cpu_per_req_vs_nginx: float = float("nan")
     failure: str | None = None
+    # Paced (latency) scenario only:
+    target_rps: float = float("nan")
+    p999_ms: float = float("nan")
+    p99_over_direct_ms: float = float("nan")  # median p99 - direct's median p99
 
 
 @dataclass
@@ -974,17 +1067,38 @@ class Bench:
 
     # -- measuring --------------------------------------------------------
 
+    def direct_contender(self) -> Contender:
+        """The latency scenario's reference: wrk straight to the backend."""
+        backend = next(s for s in self.servers if s.name == "backend")
+        return Contender(
+            name=DIRECT,
+            port=self.backend_port,
+            server=backend,
+            command="no proxy: wrk sends to the backend's port",
+            direct=True,
+        )
+
     def measure(
-        self, c: Contender, round_no: int, duration: int, scenario: Scenario
+        self,
+        c: Contender,
+        round_no: int,
+        duration: int,
+        scenario: Scenario,
+        rate: float | None = None,
     ) -> Measurement:
         wrk = self.tools["wrk"]
         assert wrk is not None and c.server is not None
         m = Measurement(round=round_no, proxy=c.name, ok=False, scenario=scenario.name)
+        if rate is not None:
+            m.target_rps = rate
         if not c.server.alive():
-            m.error = f"proxy exited (status {c.server.proc.returncode})"
+            what = "backend" if c.direct else "proxy"
+            m.error = f"{what} exited (status {c.server.proc.returncode})"
             return m
-        argv = wrk_argv(wrk, self.args, c.port, duration, scenario)
-        pids = tree_pids(c.server.pid)
+        argv = wrk_argv(wrk, self.args, c.port, duration, scenario, rate)
+        # Direct runs have no proxy: nothing to account (the backend's CPU is
+        # not the proxy's), so CPU µs/req and RSS stay n/a.
+        pids = [] if c.direct else tree_pids(c.server.pid)
         ticks0 = tree_cpu_ticks(c.server.pid)
         t0 = time.monotonic()
         try:
@@ -995,21 +1109,24 @@ class Bench:
         t1 = time.monotonic()
         ticks1 = tree_cpu_ticks(c.server.pid)
         if not c.server.alive():
-            m.error = f"proxy exited during run (status {c.server.proc.returncode})"
+            what = "backend" if c.direct else "proxy"
+            m.error = f"{what} exited during run (status {c.server.proc.returncode})"
             return m
         if rc != 0:
             m.error = f"wrk exit {rc}: {first_line(out)}"
             return m
         try:
-            m.wrk = parse_wrk(out)
+            m.wrk = parse_fixed_rate(out) if scenario.paced else parse_wrk(out)
         except ValueError as exc:
             m.error = f"{exc}: {out.strip()[-300:]}"
             return m
         m.wall_s = t1 - t0
-        m.cpu_s = (ticks1 - ticks0) / CLK_TCK
-        m.cpu_pct = 100.0 * m.cpu_s / m.wall_s if m.wall_s > 0 else float("nan")
+        if not c.direct:
+            m.cpu_s = (ticks1 - ticks0) / CLK_TCK
+            m.cpu_pct = 100.0 * m.cpu_s / m.wall_s if m.wall_s > 0 else float("nan")
         if m.wrk.requests > 0:
-            m.cpu_us_per_req = m.cpu_s * 1e6 / m.wrk.requests
+            if not c.direct:
+                m.cpu_us_per_req = m.cpu_s * 1e6 / m.wrk.requests
             m.ok = True
         else:
             m.error = "no requests completed"
@@ -1084,6 +1201,8 @@ def summarize(
             s.errors = sum(r.wrk.errors for r in good if r.wrk)
             s.cpu_us_per_req = statistics.median(r.cpu_us_per_req for r in good)
             s.cpu_pct = statistics.median(r.cpu_pct for r in good)
+            s.target_rps = statistics.median(r.target_rps for r in good)
+            s.p999_ms = statistics.median(r.wrk.p999_ms for r in good if r.wrk)
         out.append(s)
     ref = next((s for s in out if s.proxy == "nginx" and s.ok_rounds), None)
     if ref:
@@ -1092,6 +1211,16 @@ def summarize(
                 s.rps_vs_nginx = s.rps / ref.rps
                 s.cpu_per_req_vs_nginx = s.cpu_us_per_req / ref.cpu_us_per_req
     return out
+
+
+def add_direct_deltas(rows: Sequence[Summary]) -> None:
+    """Latency scenario: each row's median p99 minus the direct (no proxy) row's."""
+    ref = next((s for s in rows if s.proxy == DIRECT and s.ok_rounds), None)
+    if ref is None:
+        return
+    for s in rows:
+        if s.ok_rounds and s is not ref:
+            s.p99_over_direct_ms = s.p99_ms - ref.p99_ms
 
 
 def f(value: float, digits: int = 2) -> str:
@@ -1160,6 +1289,109 @@ def _mib(kib: int) -> str:
     return f"{kib / 1024:,.1f}" if kib else "n/a"
 
 
+def render_latency(
+    report: dict[str, Any],
+    rows: Sequence[Summary],
+    results: Sequence[Measurement],
+    charts: dict[str, str],
+) -> list[str]:
+    """The latency scenario's section: plan, caveat, median table, chart, rounds."""
+    s = report["settings"]
+    sc = SCENARIOS[LATENCY_SCENARIO]
+    plan: dict[str, Any] = report.get("latency") or {}
+    lines = [
+        "",
+        f"## Scenario `{sc.name}`: {sc.title} — median of {s['rounds']} round(s)",
+        "",
+    ]
+    if not plan or plan.get("error"):
+        lines.append(f"Not run: {plan.get('error') or 'no target rate'}.")
+        return lines
+    rate = plan["rate"]
+    conns = plan["connections"]
+    lines.append(
+        f"Target rate **{rate:,.0f} req/s**, the same for every proxy and for `{DIRECT}` "
+        f"(wrk straight to the backend, no proxy): {plan['basis']}."
+    )
+    lines.append("")
+    lines.append(
+        f"Generator: wrk `-c{conns} -t{s['threads']}`, `GET /`, keep-alive, script "
+        f"`bench/lua/{sc.lua}`: before each request a connection waits an exponentially "
+        f"distributed gap (Poisson arrivals per connection) with mean 1000 * {conns} / "
+        f"{rate:,.0f} = {plan['mean_gap_ms']:.1f} ms, rounded stochastically to wrk's "
+        "whole milliseconds so the mean stays exact. Percentiles come from wrk's latency "
+        "histogram (1 µs steps), printed by the script's `done()`. Pinning as in the other "
+        "scenarios; for `direct` the proxy CPU is idle."
+    )
+    lines.append("")
+    lines.append(
+        "**Caveat: the pacing is closed-loop per connection.** A connection's gap starts "
+        "when its previous response has arrived, so a late response delays that "
+        "connection's next request instead of letting it queue (coordinated omission): "
+        "the requests a stall would have delayed are never sent, and p99/p99.9 are "
+        "under-reported. That is why the rate is kept moderate (by default "
+        f"{plan['fraction']:.0%} of lbproxy's max), where stalls are rare. For the same reason "
+        "the achieved rate is a little below the target (each cycle is gap + response "
+        "time + timer slack). wrk 4 adds synthetic samples for responses slower than twice "
+        "the mean per-connection interval, which corrects only long stalls."
+    )
+    lines.append("")
+    lines.append(
+        "| proxy | target req/s | achieved req/s | p50 ms | p99 ms | p99.9 ms "
+        "| p99 over direct (ms) | errors | CPU µs/req |"
+    )
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for sm in rows:
+        label = _proxy_label(sm.proxy)
+        if sm.ok_rounds == 0:
+            lines.append(f"| {label} | {f(rate, 0)} | FAILED | | | | | | |")
+            continue
+        if sm.proxy == DIRECT:
+            delta, cpu = "(reference)", "— (no proxy)"
+        else:
+            delta = "n/a" if math.isnan(sm.p99_over_direct_ms) else f"{sm.p99_over_direct_ms:+.3f}"
+            cpu = f(sm.cpu_us_per_req, 1)
+        lines.append(
+            f"| {label} | {f(sm.target_rps, 0)} | {f(sm.rps, 0)} | {f(sm.p50_ms, 3)} "
+            f"| {f(sm.p99_ms, 3)} | {f(sm.p999_ms, 3)} | {delta} | {sm.errors} | {cpu} |"
+        )
+    runs = [r for r in results if r.scenario == LATENCY_SCENARIO and r.ok and r.wrk]
+    if runs:
+        fewest = min(r.wrk.requests for r in runs if r.wrk)
+        lines.append("")
+        lines.append(
+            "Achieved req/s = requests completed / wrk's run time. p99 over direct = this "
+            "row's median p99 minus direct's median p99, i.e. what the proxy hop adds at the "
+            f"tail. With {fewest:,} requests in the shortest run, p99.9 rests on its slowest "
+            f"~{max(fewest // 1000, 1):,} requests: read it as a rough figure."
+        )
+    if sc.name in charts:
+        lines.append("")
+        lines.append(f"![{sc.name}: p50, p99, p99.9 per proxy]({charts[sc.name]})")
+    lines.append("")
+    lines.append("Per round:")
+    lines.append("")
+    lines.append(
+        "| round | proxy | target req/s | achieved req/s | requests | p50 ms | p90 ms | p99 ms "
+        "| p99.9 ms | non-2xx | socket err | CPU µs/req |"
+    )
+    lines.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        if r.scenario != LATENCY_SCENARIO:
+            continue
+        w = r.wrk
+        if w is None or not r.ok:
+            err = (r.error or "failed").replace("|", "/").replace("\n", " ")[:200]
+            lines.append(f"| {r.round} | {r.proxy} | FAILED: {err} |||||||||")
+            continue
+        lines.append(
+            f"| {r.round} | {r.proxy} | {f(r.target_rps, 0)} | {f(w.rps, 0)} | {w.requests} "
+            f"| {f(w.p50_ms, 3)} | {f(w.p90_ms, 3)} | {f(w.p99_ms, 3)} | {f(w.p999_ms, 3)} "
+            f"| {w.non2xx} | {w.socket_errors} | {f(r.cpu_us_per_req, 1)} |"
+        )
+    return lines
+
+
 def render_markdown(
     report: dict[str, Any],
     summaries: dict[str, list[Summary]],
@@ -1221,6 +1453,9 @@ def render_markdown(
         if scen == IDLE_SCENARIO:
             continue
         sc = SCENARIOS[scen]
+        if sc.paced:
+            lines += render_latency(report, summaries.get(scen, []), results, charts)
+            continue
         lines.append("")
         lines.append(f"## Scenario `{scen}`: {sc.title} — median of {s['rounds']} round(s)")
         lines.append("")
@@ -1296,6 +1531,8 @@ def render_markdown(
     )
     lines.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
+        if r.scenario == LATENCY_SCENARIO:
+            continue  # in the latency section's own per-round table
         w = r.wrk
         if w is None or not r.ok:
             err = (r.error or "failed").replace("|", "/").replace("\n", " ")[:200]
@@ -1314,6 +1551,8 @@ def render_markdown(
     lines.append(f"- backend: `{report.get('backend_command') or 'n/a'}`")
     for c in contenders.values():
         lines.append(f"- {c.name}: `{c.command or 'n/a'}`")
+    if report.get("latency") and not report["latency"].get("error"):
+        lines.append(f"- {DIRECT} (scenario latency only): no proxy, wrk sends to the backend")
     lines.append("")
     lines.append("wrk commands (`PORT` = the proxy's port, `N` = duration):")
     lines.append("")
@@ -1395,6 +1634,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--idle-batch", type=int, default=200, help="idle scenario: connections per batch"
+    )
+    p.add_argument(
+        "--latency-connections",
+        type=int,
+        default=100,
+        help="latency scenario: wrk connections; each waits 1000*N/rate ms on average "
+        "between its requests",
+    )
+    p.add_argument(
+        "--latency-rate",
+        type=float,
+        default=None,
+        help="latency scenario: target req/s (default: "
+        f"{LATENCY_FRACTION:.0%} of lbproxy's max req/s, from scenario small or measured)",
     )
     p.add_argument(
         "--include-pure",
@@ -1485,6 +1738,10 @@ def resolve_args(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> argp
         p.error("--rounds, --connections and --threads must be >= 1")
     if args.threads > args.connections:
         p.error("wrk needs --connections >= --threads")
+    if args.threads > args.latency_connections:
+        p.error("wrk needs --latency-connections >= --threads")
+    if args.latency_rate is not None and not args.latency_rate > 0:
+        p.error("--latency-rate must be > 0")
     names = [n.strip() for n in args.proxies.split(",") if n.strip()]
     for n in names:
         if n not in ALL_PROXIES:
@@ -1536,14 +1793,27 @@ def idle_names(args: argparse.Namespace) -> list[str]:
     return [n for n in args.names if n not in L4_PROXIES]
 
 
+def needs_calibration(args: argparse.Namespace) -> bool:
+    """True if the latency scenario must measure lbproxy's max req/s itself."""
+    return (
+        LATENCY_SCENARIO in args.scenario_names
+        and "small" not in args.scenario_names
+        and args.latency_rate is None
+    )
+
+
 def estimate_seconds(args: argparse.Namespace) -> float:
     n = len(args.names)
     per_run = run_overhead(args)
-    wrk_scens = [x for x in args.scenario_names if x != IDLE_SCENARIO]
     total = START_OVERHEAD_S * (n + 1)  # backend + each proxy starting
-    total += len(wrk_scens) * (
-        n * (args.warmup + per_run) + n * args.rounds * (args.duration + per_run)
-    )
+    for name in args.scenario_names:
+        if name == IDLE_SCENARIO:
+            continue
+        # The latency scenario also measures "direct" (no proxy).
+        k = n + 1 if SCENARIOS[name].paced else n
+        total += k * (args.warmup + per_run) + k * args.rounds * (args.duration + per_run)
+    if needs_calibration(args):
+        total += min(args.duration, CALIBRATION_S) + per_run
     if IDLE_SCENARIO in args.scenario_names:
         total += len(idle_names(args)) * idle_estimate(args)
     return float(total)
@@ -1568,6 +1838,135 @@ class Progress:
         self.done += cost_s
 
 
+@dataclass
+class LatencyPlan:
+    """How the latency scenario's target rate was chosen."""
+
+    rate: float = float("nan")  # req/s, the same for every contender and direct
+    basis: str = ""  # one sentence for the report
+    basis_proxy: str = ""  # whose max req/s it is based on ("" if set by hand)
+    max_rps: float = float("nan")  # that proxy's measured max req/s
+    fraction: float = LATENCY_FRACTION
+    connections: int = 0
+    mean_gap_ms: float = float("nan")  # per connection: 1000 * connections / rate
+    error: str | None = None  # set when the scenario could not run
+
+
+def plan_latency(
+    args: argparse.Namespace,
+    bench: Bench,
+    live: Sequence[Contender],
+    results: Sequence[Measurement],
+    progress: Progress,
+    tag: str,
+) -> LatencyPlan:
+    """Target rate: LATENCY_FRACTION of lbproxy's max req/s (see README).
+
+    lbproxy's median req/s from scenario `small` of this run if that ran,
+    else one short wrk run with small's settings right now. Without a live
+    lbproxy the first live contender stands in; --latency-rate overrides all.
+    """
+    plan = LatencyPlan(connections=args.latency_connections)
+    pct = f"{LATENCY_FRACTION:.0%}"
+    if args.latency_rate is not None:
+        plan.rate = args.latency_rate
+        plan.basis = f"set with `--latency-rate {args.latency_rate:g}`"
+    else:
+        ref = next((c for c in live if c.name == "lbproxy"), live[0] if live else None)
+        if ref is None:
+            plan.error = "no proxy is running, so there is no max rate to take 50% of"
+            return plan
+        plan.basis_proxy = ref.name
+        stand_in = (
+            ""
+            if ref.name == "lbproxy"
+            else f" (lbproxy is not running in this run, so {ref.name} stands in)"
+        )
+        small = [
+            m.wrk.rps
+            for m in results
+            if m.scenario == "small" and m.proxy == ref.name and m.ok and m.wrk
+        ]
+        if small:
+            plan.max_rps = statistics.median(small)
+            plan.basis = (
+                f"{pct} of {ref.name}'s median req/s in scenario `small` of this run "
+                f"({plan.max_rps:,.0f} req/s over {len(small)} round(s)){stand_in}"
+            )
+        else:
+            secs = min(args.duration, CALIBRATION_S)
+            progress.step(
+                f"{tag}: measuring {ref.name}'s max req/s {secs}s", secs + run_overhead(args)
+            )
+            m = bench.measure(ref, 0, secs, SCENARIOS["small"])
+            time.sleep(args.pause)
+            if not m.ok or m.wrk is None:
+                plan.error = f"could not measure {ref.name}'s max req/s: {m.error}"
+                return plan
+            plan.max_rps = m.wrk.rps
+            plan.basis = (
+                f"{pct} of {ref.name}'s req/s in one {secs}s wrk run with scenario "
+                f"`small`'s settings (`-c{args.connections}`, `GET /`) right before this "
+                f"scenario ({plan.max_rps:,.0f} req/s, {m.wrk.errors} errors){stand_in}; "
+                "`small` was not part of this run"
+            )
+        plan.rate = LATENCY_FRACTION * plan.max_rps
+    plan.mean_gap_ms = 1000.0 * plan.connections / plan.rate
+    return plan
+
+
+def run_load_scenario(
+    bench: Bench,
+    sc: Scenario,
+    runners: Sequence[Contender],
+    tag: str,
+    progress: Progress,
+    results: list[Measurement],
+    warmups: list[Measurement],
+    rate: float | None = None,
+) -> None:
+    """One wrk scenario: a warm-up per contender, then rounds in rotated order."""
+    args = bench.args
+    overhead = run_overhead(args)
+    # Warm-up: caches, connection pools, page faults, CPU frequency all
+    # settle; numbers are discarded (peak RSS is kept).
+    for c in runners:
+        progress.step(f"{tag}: warm-up {c.name} {args.warmup}s", args.warmup + overhead)
+        w = bench.measure(c, 0, args.warmup, sc, rate)
+        warmups.append(w)
+        if not w.ok:
+            log(f"{sc.name} {c.name}: warm-up failed: {w.error}")
+        time.sleep(args.pause)
+    for rnd in range(1, args.rounds + 1):
+        # Rotate the order each round so no proxy is always first/last.
+        k = (rnd - 1) % max(len(runners), 1)
+        order = [*runners[k:], *runners[:k]]
+        for c in order:
+            progress.step(
+                f"{tag}: {c.name} round {rnd}/{args.rounds} {args.duration}s",
+                args.duration + overhead,
+            )
+            m = bench.measure(c, rnd, args.duration, sc, rate)
+            if m.ok and m.wrk and sc.paced:
+                log(
+                    f"  {sc.name} round {rnd} {c.name}: target {m.target_rps:,.0f} req/s, "
+                    f"achieved {m.wrk.rps:,.0f}, p50 {m.wrk.p50_ms:.3f}ms "
+                    f"p99 {m.wrk.p99_ms:.3f}ms p99.9 {m.wrk.p999_ms:.3f}ms, "
+                    f"{m.cpu_us_per_req:.1f} CPU µs/req, errors {m.wrk.errors}"
+                )
+            elif m.ok and m.wrk:
+                log(
+                    f"  {sc.name} round {rnd} {c.name}: {m.wrk.rps:,.0f} req/s, "
+                    f"p50 {m.wrk.p50_ms:.3f}ms p99 {m.wrk.p99_ms:.3f}ms, "
+                    f"{m.cpu_us_per_req:.1f} CPU µs/req, "
+                    f"peak RSS {m.peak_rss_kib / 1024:.1f} MiB, errors {m.wrk.errors}"
+                )
+            else:
+                log(f"  {sc.name} round {rnd} {c.name}: FAILED: {m.error}")
+            results.append(m)
+            time.sleep(args.pause)
+
+
 def run(args: argparse.Namespace, command: str) -> int:
     started = dt.datetime.now(dt.UTC)
     t_start = time.monotonic()
@@ -1585,9 +1984,10 @@ def run(args: argparse.Namespace, command: str) -> int:
         f"proxy CPUs {fmt_cpus(args.proxy_cpus)}, load CPUs {fmt_cpus(args.load_cpus)}"
     )
     wrk_scens = [SCENARIOS[x] for x in args.scenario_names if x != IDLE_SCENARIO]
-    # Worst case adds wrk's hard timeout per run and the start deadline per server.
+    # Worst case adds wrk's hard timeout per run and the start deadline per server
+    # (the latency scenario also runs "direct", and maybe one calibration run).
     stall = (
-        len(wrk_scens) * len(args.names) * (args.rounds + 1) * 30
+        sum(len(args.names) + sc.paced for sc in wrk_scens) * (args.rounds + 1) * 30
         + (len(args.names) + 1) * args.start_timeout
     )
     log(f"estimated total run time: ~{est:.0f}s (at most +{stall:.0f}s more if servers stall)")
@@ -1603,7 +2003,8 @@ def run(args: argparse.Namespace, command: str) -> int:
     results: list[Measurement] = []
     warmups: list[Measurement] = []
     idle: list[IdleResult] = []
-    overhead = run_overhead(args)
+    latency: LatencyPlan | None = None
+    direct: Contender | None = None
     try:
         progress.step("starting backend", START_OVERHEAD_S)
         bench.start_backend()
@@ -1613,36 +2014,23 @@ def run(args: argparse.Namespace, command: str) -> int:
         live = [contenders[n] for n in args.names if not contenders[n].failure]
         for si, sc in enumerate(wrk_scens, 1):
             tag = f"scenario {si}/{len(args.scenario_names)} {sc.name}"
-            # Warm-up: caches, connection pools, page faults, CPU frequency all
-            # settle; numbers are discarded (peak RSS is kept).
-            for c in live:
-                progress.step(f"{tag}: warm-up {c.name} {args.warmup}s", args.warmup + overhead)
-                w = bench.measure(c, 0, args.warmup, sc)
-                warmups.append(w)
-                if not w.ok:
-                    log(f"{sc.name} {c.name}: warm-up failed: {w.error}")
-                time.sleep(args.pause)
-            for rnd in range(1, args.rounds + 1):
-                # Rotate the order each round so no proxy is always first/last.
-                k = (rnd - 1) % max(len(live), 1)
-                order = live[k:] + live[:k]
-                for c in order:
-                    progress.step(
-                        f"{tag}: {c.name} round {rnd}/{args.rounds} {args.duration}s",
-                        args.duration + overhead,
+            runners = live
+            rate: float | None = None
+            if sc.paced:
+                latency = plan_latency(args, bench, live, results, progress, tag)
+                if latency.error:
+                    log(f"{sc.name}: skipped: {latency.error}")
+                    continue
+                rate = latency.rate
+                log(f"{sc.name}: target {rate:,.0f} req/s: {latency.basis}")
+                if latency.mean_gap_ms < 2:
+                    log(
+                        f"warning: mean gap per connection is only {latency.mean_gap_ms:.2f} ms "
+                        "(wrk's delay() has 1 ms steps); raise --latency-connections"
                     )
-                    m = bench.measure(c, rnd, args.duration, sc)
-                    if m.ok and m.wrk:
-                        log(
-                            f"  {sc.name} round {rnd} {c.name}: {m.wrk.rps:,.0f} req/s, "
-                            f"p50 {m.wrk.p50_ms:.3f}ms p99 {m.wrk.p99_ms:.3f}ms, "
-                            f"{m.cpu_us_per_req:.1f} CPU µs/req, "
-                            f"peak RSS {m.peak_rss_kib / 1024:.1f} MiB, errors {m.wrk.errors}"
-                        )
-                    else:
-                        log(f"  {sc.name} round {rnd} {c.name}: FAILED: {m.error}")
-                    results.append(m)
-                    time.sleep(args.pause)
+                direct = bench.direct_contender()
+                runners = [*live, direct]
+            run_load_scenario(bench, sc, runners, tag, progress, results, warmups, rate)
         if IDLE_SCENARIO in args.scenario_names:
             tag = f"scenario {len(args.scenario_names)}/{len(args.scenario_names)} idle"
             for c in live:
@@ -1668,15 +2056,23 @@ def run(args: argparse.Namespace, command: str) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    summaries = {
-        sc.name: summarize(args.names, contenders, results, sc.name, warmups) for sc in wrk_scens
-    }
+    summaries: dict[str, list[Summary]] = {}
+    for sc in wrk_scens:
+        if not sc.paced:
+            summaries[sc.name] = summarize(args.names, contenders, results, sc.name, warmups)
+        elif direct is not None:
+            rows = summarize(
+                [*args.names, DIRECT], {**contenders, DIRECT: direct}, results, sc.name, warmups
+            )
+            add_direct_deltas(rows)
+            summaries[sc.name] = rows
     wrk = bench.tools["wrk"] or "wrk"
     wrk_commands = {
-        sc.name: shlex.join(wrk_argv(wrk, args, 0, 0, sc))
+        sc.name: shlex.join(wrk_argv(wrk, args, 0, 0, sc, latency.rate if latency else None))
         .replace("-d0s", "-dNs")
         .replace("127.0.0.1:0", "127.0.0.1:PORT")
         for sc in wrk_scens
+        if not sc.paced or (latency is not None and not latency.error)
     }
     report: dict[str, Any] = {
         "started": started.strftime("%Y-%m-%d %H:%M:%S UTC"),
@@ -1686,6 +2082,7 @@ def run(args: argparse.Namespace, command: str) -> int:
         "command": command,
         "backend_command": bench.backend_command,
         "wrk_commands": wrk_commands,
+        "latency": asdict(latency) if latency is not None else None,
         "settings": {
             "proxies": args.names,
             "scenarios": args.scenario_names,
@@ -1700,6 +2097,7 @@ def run(args: argparse.Namespace, command: str) -> int:
             "lbproxy_cmd": args.lbproxy_cmd,
             "idle_connections": args.idle_connections,
             "idle_batch": args.idle_batch,
+            "latency_connections": args.latency_connections,
             "clk_tck": CLK_TCK,
         },
     }

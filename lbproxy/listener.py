@@ -32,9 +32,8 @@ class ListenerRuntime:
         self.proto = b"http"
         self.connections: set[ClientConnection] = set()
         self.access_log = access_log
-        # Read per header; cached here rather than chased through config.
-        self.max_headers = config.limits.max_headers
-        self.max_header_bytes = config.limits.max_header_bytes
+        # Read per request; cached here rather than chased through config.
+        self._cache_limits(config)
         self.logging = access_log.enabled
         self._trusted = [ipaddress.ip_network(c, strict=False) for c in config.trusted_proxies]
         self.server: asyncio.AbstractServer | None = None
@@ -47,10 +46,17 @@ class ListenerRuntime:
         self.logging = access_log.enabled
         self.config = config
         self.name = config.name
-        self.max_headers = config.limits.max_headers
-        self.max_header_bytes = config.limits.max_header_bytes
+        self._cache_limits(config)
         self.router = Router([(r, pools[r.pool]) for r in config.routes])
         self._trusted = [ipaddress.ip_network(c, strict=False) for c in config.trusted_proxies]
+
+    def _cache_limits(self, config: Listener) -> None:
+        self.max_headers = config.limits.max_headers
+        self.max_header_bytes = config.limits.max_header_bytes
+        self.max_body_bytes = config.limits.max_body_bytes
+        self.header_timeout = config.timeouts.header
+        self.body_timeout = config.timeouts.body
+        self.idle_timeout = config.timeouts.idle
 
     def is_trusted(self, ip: bytes) -> bool:
         if not self._trusted or not ip:

@@ -737,6 +737,8 @@ def scan_response(headers):
                 flags |= _CHUNKED
         if tok_bits & TOK_CLOSE:
             flags |= _CONN_CLOSE
+        if tok_bits & TOK_KEEP_ALIVE:
+            flags |= _CONN_KEEP_ALIVE
 
         for i in range(n):
             code = codes[i]

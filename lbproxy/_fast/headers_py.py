@@ -217,7 +217,8 @@ def scan_response(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, int, int]:
     Connection not: the caller re-states framing for the client), and
     ``flags`` has CHUNKED when the body is chunked, HAS_CONTENT_LENGTH when
     Content-Length delimits it, CONN_CLOSE when the backend said it will
-    close. With neither CHUNKED nor HAS_CONTENT_LENGTH (``content_length``
+    close, CONN_KEEP_ALIVE when it said keep-alive (which an HTTP/1.0
+    response needs to be reusable). With neither CHUNKED nor HAS_CONTENT_LENGTH (``content_length``
     -1) the body, if any, runs until the backend closes.
     """
     clen = -1
@@ -252,6 +253,8 @@ def scan_response(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, int, int]:
             flags |= CHUNKED
     if b"close" in conn_tokens:
         flags |= CONN_CLOSE
+    if b"keep-alive" in conn_tokens:
+        flags |= CONN_KEEP_ALIVE
     out: list[bytes] = []
     drop = _dropped(conn_tokens)
     clen_written = False

@@ -5,29 +5,37 @@ from lbproxy.http.exchange cimport Exchange
 cdef class ClientConnection:
     cdef public bint _corked
     cdef public bint _eof
-    cdef public Py_ssize_t _feeding
     cdef public object _trailers
     cdef public list _wbuf
+    cdef public Py_ssize_t body_left
+    cdef public object chunks
     cdef public bytes client_ip
     cdef public bint closed
     cdef public Exchange cur
     cdef public double deadline
     cdef public int deadline_kind
     cdef public bint draining
-    cdef public list headers
+    cdef public bint ended
     cdef public object loop
     cdef public object lr
-    cdef public object parser
     cdef public int phase
     cdef public object queue
-    cdef public Py_ssize_t raw_header_bytes
+    cdef public bytes rbuf
     cdef public int read_paused
     cdef public object transport
     cdef public bint trusted
     cdef public Exchange tunnel
+    cdef public bint upgrade_after_body
     cdef public Exchange upgraded
     cdef public bytes url
 
+    cpdef void _parse(self, bytes data)
+    cpdef Py_ssize_t _body(self, bytes data, Py_ssize_t pos) except -1
+    cpdef Py_ssize_t _end_of_body(self, bytes data, Py_ssize_t pos) except -1
+    cpdef void on_message_begin(self)
+    cpdef bint on_head(self, Py_ssize_t size, bytes method, bytes url, int minor, list headers) except -1
+    cpdef void on_body(self, bytes body)
+    cpdef void on_message_complete(self)
     cpdef void write(self, object data)
     cpdef void cork(self)
     cpdef void uncork(self)

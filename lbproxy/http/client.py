@@ -1,11 +1,12 @@
 """The client side: one accepted connection speaking HTTP/1.1 to a client.
 
-The connection parses with llhttp (httptools), which already rejects most
-malformed framing (CL+TE, duplicate or invalid Content-Length, bad chunk
-sizes, whitespace before the colon, obs-fold, control characters). On top of
-that ``scan_request`` enforces what llhttp allows but a proxy must not
-forward. A rejected request gets the proxy's own 4xx, and the connection
-closes when its framing is in doubt.
+Requests are parsed by ``h1.parse_request_head`` (a whole head per call, see
+lbproxy/_fast/h1_py.py), which rejects malformed lines; ``scan_request`` then
+judges the framing (CL+TE, duplicate or invalid Content-Length, unsupported
+Transfer-Encoding, two Hosts) and rewrites the headers. Bodies are framed here:
+Content-Length counted down, chunked undone by ``h1.ChunkedDecoder``. A
+rejected request gets the proxy's own 4xx, and the connection closes when its
+framing is in doubt.
 
 Reading pauses for any of several reasons at once (a bit each): the upstream
 transport is full (1), pipelined requests are waiting their turn (2), body
@@ -21,15 +22,14 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
-import httptools
-
 from lbproxy._fast import load as _load_fast
 from lbproxy.http.errors import error_response
-from lbproxy.http.exchange import D_RESPONSE, D_SEND, HAS_BODY, Exchange
-from lbproxy.http.upstream import WRITE_HIGH_WATER
+from lbproxy.http.exchange import Exchange
+from lbproxy.http.shared import D_RESPONSE, D_SEND, HAS_BODY, WRITE_HIGH_WATER
 from lbproxy.routing.router import normalise_host
 
 if TYPE_CHECKING:
+    from lbproxy._fast import h1_py
     from lbproxy.listener import ListenerRuntime
 
 _headers = _load_fast("headers")
@@ -37,6 +37,13 @@ scan_request = _headers.scan_request
 FramingError = _headers.FramingError
 HAS_CONTENT_LENGTH = _headers.HAS_CONTENT_LENGTH
 CHUNKED = _headers.CHUNKED
+CONN_CLOSE = _headers.CONN_CLOSE
+CONN_KEEP_ALIVE = _headers.CONN_KEEP_ALIVE
+UPGRADE = _headers.UPGRADE
+_h1 = _load_fast("h1")
+parse_request_head = _h1.parse_request_head
+ParseError = _h1.ParseError
+ChunkedDecoder = _h1.ChunkedDecoder
 
 VIA = b"1.1 lbproxy"
 log = logging.getLogger("lbproxy")
@@ -74,26 +81,27 @@ class ClientConnection:
     __slots__ = (
         "_corked",
         "_eof",
-        "_feeding",
         "_trailers",
         "_wbuf",
+        "body_left",
+        "chunks",
         "client_ip",
         "closed",
         "cur",
         "deadline",
         "deadline_kind",
         "draining",
-        "headers",
+        "ended",
         "loop",
         "lr",
-        "parser",
         "phase",
         "queue",
-        "raw_header_bytes",
+        "rbuf",
         "read_paused",
         "transport",
         "trusted",
         "tunnel",
+        "upgrade_after_body",
         "upgraded",
         "url",
     )
@@ -102,11 +110,16 @@ class ClientConnection:
         self.lr = lr
         self.loop = lr.loop
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpRequestParser(self)
         self.queue: deque[Exchange] = deque()
         self.cur: Exchange | None = None  # the exchange whose request is being read
         self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.rbuf = b""  # the start of a head not complete yet
+        self.body_left = 0  # Content-Length bytes of the current request still to read
+        self.chunks: h1_py.ChunkedDecoder | None = None  # set while reading a chunked body
+        # The request read last ends the connection (Connection: close, or
+        # HTTP/1.0 without keep-alive): whatever follows it is not read.
+        self.ended = False
+        self.upgrade_after_body = False  # an upgrade request's body is being read
         self.phase = P_IDLE
         self.deadline = 0.0
         self.deadline_kind = T_NONE
@@ -121,8 +134,6 @@ class ClientConnection:
         self.closed = False
         self._trailers: list[tuple[bytes, bytes]] | None = None
         self._eof = False  # we sent FIN: nothing more may be written
-        self._feeding = 0  # size of the read being parsed: bounds a head's size
-        self.raw_header_bytes = 0  # bytes read while in a header block
 
     # -- asyncio.Protocol ---------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -140,7 +151,7 @@ class ClientConnection:
             self.closed = True
             return
         # The first request must arrive within the header timeout.
-        self.deadline = self.loop.time() + lr.config.timeouts.header
+        self.deadline = self.loop.time() + lr.header_timeout
         self.deadline_kind = T_HEADER
 
     def data_received(self, data: bytes) -> None:
@@ -148,7 +159,7 @@ class ClientConnection:
             return
         tunnel = self.tunnel
         if tunnel is not None:
-            self.deadline = self.loop.time() + self.lr.config.timeouts.idle
+            self.deadline = self.loop.time() + self.lr.idle_timeout
             tunnel.send_raw(data)
             return
         upgraded = self.upgraded
@@ -160,32 +171,86 @@ class ClientConnection:
         up = head.upstream if head is not None else None
         if up is not None:
             up.cork()
-        self._feeding = len(data)
         try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            self._on_upgrade_request(data[exc.args[0] :])
-        except httptools.HttpParserError as exc:
-            ctx = exc.__context__
-            if isinstance(ctx, _Reject):
-                self._reject(ctx.status, ctx.reason)
-            elif ctx is not None:
-                # One of our callbacks raised: a bug, not the client's fault.
-                log.error("error handling a request", exc_info=ctx)
-                self._reject(500, "internal error")
-            else:
-                self._reject(400, f"malformed request: {exc}")
+            self._parse(data)
+        except _Reject as rej:
+            self._reject(rej.status, rej.reason)
+        except ParseError as err:
+            self._reject(err.status, f"malformed request: {err}")
+        except Exception:
+            # A bug of ours, not the client's fault.
+            log.exception("error handling a request")
+            self._reject(500, "internal error")
         finally:
             if up is not None:
                 up.uncork()
-        if self.phase == P_HEADERS:
-            # A header block that never ends must not grow without bound
-            # (httptools buffers a header line until it is complete).
-            self.raw_header_bytes += len(data)
-            if self.raw_header_bytes > self.lr.config.limits.max_header_bytes + 4096:
-                self._reject(431, "request header block too large")
         if len(self.queue) > 1:
             self.pause_reading_for(2)
+
+    def _parse(self, data: bytes) -> None:
+        """Parse everything ``data`` holds: heads, bodies, pipelined requests."""
+        if self.rbuf:
+            data = self.rbuf + data
+            self.rbuf = b""
+        pos = 0
+        n = len(data)
+        while pos < n:
+            if self.phase == P_BODY:
+                pos = self._body(data, pos)
+                continue
+            if self.phase == P_CLOSING or self.ended:
+                return
+            if self.upgraded is not None:
+                self.upgraded.send_raw(data[pos:])
+                return
+            if self.phase == P_IDLE:
+                self.on_message_begin()
+            parsed = parse_request_head(data, pos)
+            if parsed is None:
+                # A head that never ends must not grow without bound.
+                if n - pos > self.lr.max_header_bytes + 4096:
+                    raise _Reject(431, "request header block too large")
+                self.rbuf = data[pos:] if pos else data
+                return
+            end, method, target, minor, fields = parsed
+            upgrade = self.on_head(end - pos, method, target, minor, fields)
+            pos = end
+            if self.cur is not None and self.cur.req_done:
+                self.on_message_complete()
+            if upgrade:
+                if self.phase == P_BODY:
+                    self.upgrade_after_body = True
+                else:
+                    self._on_upgrade_request(data[pos:])
+                    return
+
+    def _body(self, data: bytes, pos: int) -> int:
+        chunks = self.chunks
+        if chunks is None:
+            take = min(self.body_left, len(data) - pos)
+            self.body_left -= take
+            self.on_body(data[pos : pos + take] if pos or take != len(data) else data)
+            pos += take
+            if self.body_left == 0:
+                return self._end_of_body(data, pos)
+            return pos
+        pos, payload, done = chunks.feed(data, pos)
+        if payload:
+            self.on_body(payload)
+        if done:
+            self.chunks = None
+            self._trailers = chunks.trailers or None
+            return self._end_of_body(data, pos)
+        return pos
+
+    def _end_of_body(self, data: bytes, pos: int) -> int:
+        self.on_message_complete()
+        if self.upgrade_after_body:
+            # What follows an upgrade request's body belongs to the new protocol.
+            self.upgrade_after_body = False
+            self._on_upgrade_request(data[pos:])
+            return len(data)
+        return pos
 
     def eof_received(self) -> bool | None:
         # A client half-close after a complete request still gets its
@@ -217,7 +282,7 @@ class ClientConnection:
             if head.deadline_kind == D_RESPONSE:
                 # The backend is not late, the client is slow: give the client
                 # the idle timeout to take what is already buffered for it.
-                head.deadline = self.loop.time() + self.lr.config.timeouts.idle
+                head.deadline = self.loop.time() + self.lr.idle_timeout
                 head.deadline_kind = D_SEND
 
     def resume_writing(self) -> None:
@@ -260,46 +325,32 @@ class ClientConnection:
                 self.transport.write(buf[0] if len(buf) == 1 else b"".join(buf))
             buf.clear()
 
-    # -- httptools callbacks ---------------------------------------------------------
+    # -- parsing events ---------------------------------------------------------
     def on_message_begin(self) -> None:
         self.phase = P_HEADERS
         self.url = b""
-        self.headers = []
-        self.raw_header_bytes = 0
         if self.deadline_kind != T_HEADER:
-            self.deadline = self.loop.time() + self.lr.config.timeouts.header
+            self.deadline = self.loop.time() + self.lr.header_timeout
             self.deadline_kind = T_HEADER
 
-    def on_url(self, url: bytes) -> None:
-        self.url += url
-        if len(self.url) > self.lr.config.limits.max_header_bytes:
-            raise _Reject(431, "request target too long")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self.phase == P_BODY:  # a trailer field after the last chunk
-            if self._trailers is None:
-                self._trailers = []
-            self._trailers.append((name, value))
-            return
-        # Limits are checked once per request in on_headers_complete; until
-        # then data_received bounds what a header block can grow to.
-        self.headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        parser = self.parser
+    def on_head(
+        self,
+        size: int,
+        method: bytes,
+        url: bytes,
+        minor: int,
+        headers: list[tuple[bytes, bytes]],
+    ) -> bool:
+        """A request head of ``size`` bytes was read: make its exchange.
+        True when the request asks to leave HTTP (an upgrade, or CONNECT)."""
         lr = self.lr
-        method: bytes = parser.get_method()
-        http11 = parser.get_http_version() == "1.1"
-        keep_alive = parser.should_keep_alive() and not self.draining
-        headers = self.headers
-        self.headers = []
+        self.url = url
         self._trailers = None
-        url = self.url
         if len(headers) > lr.max_headers:
             raise _Reject(431, f"more than {lr.max_headers} request headers")
-        if self.raw_header_bytes + self._feeding > lr.max_header_bytes:
-            # The head may be over the limit (it came in this read and the
-            # earlier ones): measure it exactly, as its lines would be sent.
+        if size > lr.max_header_bytes:
+            # The head may be over the limit: measure it as documented, the
+            # target and each field counted as its name and value + 4 bytes.
             size = len(url) + sum([len(n) + len(v) + 4 for n, v in headers])
             if size > lr.max_header_bytes:
                 raise _Reject(431, "request headers too large")
@@ -309,14 +360,25 @@ class ClientConnection:
             )
         except FramingError as err:
             raise _Reject(400, str(err)) from None
+        http11 = minor == 1
+        if http11:
+            keep_alive = not flags & CONN_CLOSE
+        else:
+            keep_alive = bool(flags & CONN_KEEP_ALIVE) and not flags & CONN_CLOSE
+        if not keep_alive:
+            self.ended = True
+        keep_alive = keep_alive and not self.draining
         self.phase = P_BODY
-        has_body = clen > 0 or bool(flags & CHUNKED)
-        if has_body:
-            self.deadline = self.loop.time() + lr.config.timeouts.body
+        if clen > 0:
+            self.body_left = clen
+        elif flags & CHUNKED:
+            self.chunks = ChunkedDecoder(lr.max_header_bytes)
+        if clen > 0 or flags & CHUNKED:
+            self.deadline = self.loop.time() + lr.body_timeout
             self.deadline_kind = T_BODY
         else:
             self.deadline_kind = T_NONE
-        if clen > lr.config.limits.max_body_bytes:
+        if clen > lr.max_body_bytes:
             raise _Reject(413, f"Content-Length {clen} over the limit")
         status = 0
         reason = ""
@@ -335,16 +397,7 @@ class ClientConnection:
                     raise _Reject(400, "absolute-form target names a host not served here")
                 # The target's authority wins over Host (RFC 9112 3.2.2), so the
                 # route and the backend see the same host.
-                block = (
-                    b"Host: "
-                    + authority
-                    + b"\r\n"
-                    + b"".join(
-                        line + b"\r\n"
-                        for line in block.split(b"\r\n")
-                        if line and line[:5].lower() != b"host:"
-                    )
-                )
+                block = _with_host(block, authority)
                 host = authority
                 url = path
         if http11 and not host and not status:
@@ -372,21 +425,23 @@ class ClientConnection:
         self.queue.append(ex)
         if len(self.queue) == 1:
             ex.begin()
+        return method == b"CONNECT" or bool(flags & UPGRADE)
 
     def on_body(self, body: bytes) -> None:
         cur = self.cur
         if cur is None:
             return
-        if cur.body_in + len(body) > self.lr.config.limits.max_body_bytes:
+        if cur.body_in + len(body) > self.lr.max_body_bytes:
             raise _Reject(413, "request body over the limit")
         cur.send_body(body)
         if self.deadline_kind == T_BODY:
-            self.deadline = self.loop.time() + self.lr.config.timeouts.body
+            self.deadline = self.loop.time() + self.lr.body_timeout
 
     def on_message_complete(self) -> None:
         cur = self.cur
         self.cur = None
-        self.phase = P_IDLE
+        if self.phase != P_CLOSING:  # an answer made meanwhile may have closed
+            self.phase = P_IDLE
         if self.deadline_kind == T_BODY or self.deadline_kind == T_HEADER:
             self.deadline_kind = T_NONE
         if cur is not None:
@@ -470,16 +525,16 @@ class ClientConnection:
             if self.draining:
                 self._close()
             else:
-                self.deadline = self.loop.time() + lr.config.timeouts.idle
+                self.deadline = self.loop.time() + lr.idle_timeout
                 self.deadline_kind = T_IDLE
 
     def _arm_idle(self) -> None:
-        self.deadline = self.loop.time() + self.lr.config.timeouts.idle
+        self.deadline = self.loop.time() + self.lr.idle_timeout
         self.deadline_kind = T_IDLE
 
     def _on_upgrade_request(self, extra: bytes) -> None:
-        # llhttp has already reported the upgrade request complete; it is the
-        # newest exchange in the queue.
+        # The upgrade request has been read to its end; it is the newest
+        # exchange in the queue (unless already answered and gone).
         ex = self.queue[-1] if self.queue else None
         self.cur = None
         self.phase = P_IDLE
@@ -504,7 +559,7 @@ class ClientConnection:
         if self.queue and self.queue[0] is ex:
             self.queue.popleft()
         self.lr.log_access(self, ex)
-        self.deadline = self.loop.time() + self.lr.config.timeouts.idle
+        self.deadline = self.loop.time() + self.lr.idle_timeout
         self.deadline_kind = T_TUNNEL
 
     def _linger_close(self) -> None:
@@ -555,7 +610,7 @@ class ClientConnection:
             return
         if kind == T_BODY and self.read_paused:
             # Not the client's fault: we stopped reading (backpressure).
-            self.deadline = now + self.lr.config.timeouts.body
+            self.deadline = now + self.lr.body_timeout
             return
         self.deadline_kind = T_NONE
         if kind == T_IDLE:
@@ -573,6 +628,12 @@ class ClientConnection:
                 self._close()  # connected but never sent a byte
         elif kind == T_BODY:
             self._reject(408, "timed out reading request body")
+
+
+def _with_host(block: bytes, authority: bytes) -> bytes:
+    """The header block with its Host line replaced by one naming ``authority``."""
+    lines = [line for line in block.split(b"\r\n") if line and line[:5].lower() != b"host:"]
+    return b"Host: " + authority + b"\r\n" + b"".join([line + b"\r\n" for line in lines])
 
 
 def _split_absolute(url: bytes) -> tuple[bytes | None, bytes]:

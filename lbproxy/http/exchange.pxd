@@ -54,6 +54,10 @@ cdef class Exchange:
     cpdef void send_body(self, object data)
     cpdef void _send(self, object data)
     cpdef void upstream_activity(self)
+    cpdef void on_interim(self, int status, bytes reason, list headers)
+    cpdef int on_response_head(self, int status, bytes reason, list headers, int minor) except? -99
+    cpdef void on_upgraded(self, bytes extra)
+    cpdef void on_upstream_error(self, str reason)
     cpdef void on_response_body(self, object data)
     cpdef void on_response_complete(self)
     cpdef void _release_upstream(self, bint clean)

@@ -25,6 +25,17 @@ from typing import TYPE_CHECKING, cast
 
 from lbproxy._fast import load as _load_fast
 from lbproxy.http.errors import error_response
+from lbproxy.http.shared import (
+    BODY_CHUNKED,
+    BODY_FAILED,
+    BODY_UNTIL_CLOSE,
+    BODY_UPGRADE,
+    D_CONNECT,
+    D_RESPONSE,
+    D_SEND,
+    HAS_BODY,
+    NO_DEADLINE,
+)
 from lbproxy.http.upstream import UpstreamConnection
 
 if TYPE_CHECKING:
@@ -37,10 +48,9 @@ scan_response = _headers.scan_response
 FramingError = _headers.FramingError
 CHUNKED = _headers.CHUNKED
 CONN_CLOSE = _headers.CONN_CLOSE
+CONN_KEEP_ALIVE = _headers.CONN_KEEP_ALIVE
 UPGRADE = _headers.UPGRADE
 EXPECT_CONTINUE = _headers.EXPECT_CONTINUE
-# Set by the client side when Content-Length > 0 (not a scanner flag).
-HAS_BODY = 1 << 10
 
 # Request bytes kept to resend on a fresh connection when a reused keep-alive
 # connection turns out to have been closed by the backend. Larger bodies are
@@ -51,14 +61,10 @@ REPLAY_LIMIT = 64 * 1024
 PENDING_LIMIT = 256 * 1024
 
 # Answers after which the connection's framing is in doubt: always close.
-CLOSING_STATUSES = frozenset((400, 408, 413, 431, 501))
+CLOSING_STATUSES = frozenset((400, 408, 413, 431, 501, 505))
 
 IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 
-NO_DEADLINE = 0
-D_CONNECT = 1
-D_RESPONSE = 2  # the backend must make progress (accept body bytes, send response bytes)
-D_SEND = 3  # the client must take the response bytes we hold for it
 
 _STATUS_LINES: dict[tuple[int, bytes], bytes] = {}
 
@@ -166,7 +172,7 @@ class Exchange:
         self.local_status = local_status
         self.reason = reason
         # A request without a body is complete with its headers; one with a
-        # body when llhttp reports the message complete.
+        # body when the client side has read all of it.
         self.req_done = not (flags & (CHUNKED | HAS_BODY))
         self.body_in = 0
         self.pending: list[bytes] = []
@@ -246,11 +252,7 @@ class Exchange:
         self._attach(cast(UpstreamConnection, task.result()[1]))
 
     def _attach(self, conn: UpstreamConnection) -> None:
-        conn.exchange = self
-        conn.headers = []
-        conn.trailers = None
-        conn.in_head = True
-        conn.got_bytes = False
+        conn.reset(self)
         self.upstream = conn
         head = self.start_line
         if not self.host:
@@ -328,22 +330,28 @@ class Exchange:
             self.client.write(_status_line(status, reason) + _header_lines(headers) + b"\r\n")
 
     def on_response_head(
-        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], upstream_ka: bool
-    ) -> None:
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], minor: int
+    ) -> int:
+        """Relay the final response's head; return how its body is framed:
+        a length, or one of the upstream module's BODY_* values."""
         try:
             block, clen, flags = scan_response(headers)
         except FramingError as err:
             self.on_upstream_error(f"invalid response from backend: {err}")
-            return
+            return BODY_FAILED
         self.resp_status = status
-        self.upstream_reusable = upstream_ka and not flags & CONN_CLOSE
+        if minor == 1:
+            self.upstream_reusable = not flags & CONN_CLOSE
+        else:
+            self.upstream_reusable = bool(flags & CONN_KEEP_ALIVE) and not flags & CONN_CLOSE
+        framing: int = clen
         client = self.client
         close = not self.keep_alive or not self.req_done or client.draining
         extra = b""
         if status == 101:
             if not self.upgrade:
                 self.on_upstream_error("backend switched protocols without an upgrade request")
-                return
+                return BODY_FAILED
             upgrade = b""
             for n, v in headers:
                 if n.lower() == b"upgrade":
@@ -351,11 +359,13 @@ class Exchange:
             extra = b"Connection: upgrade\r\nUpgrade: " + upgrade + b"\r\n"
             self.upstream_reusable = False
             close = False
+            framing = BODY_UPGRADE
         elif self.method_head or status == 204 or status == 304:
-            pass  # no body whatever the headers say; Content-Length passes as is
+            framing = 0  # no body whatever the headers say; Content-Length passes as is
         elif clen >= 0:
             pass
         elif flags & CHUNKED:
+            framing = BODY_CHUNKED
             if self.http11:
                 self.chunked_out = True
                 extra = b"Transfer-Encoding: chunked\r\n"
@@ -364,6 +374,7 @@ class Exchange:
         else:
             # Delimited by the backend closing; re-frame as chunked so an
             # HTTP/1.1 client can keep its connection.
+            framing = BODY_UNTIL_CLOSE
             self.resp_framed = False
             self.upstream_reusable = False
             if self.http11:
@@ -385,6 +396,7 @@ class Exchange:
         self.deadline_kind = NO_DEADLINE if status == 101 else self.deadline_kind
         line = _STATUS_LINES.get((status, reason)) or _status_line(status, reason)
         client.write(line + block + extra + b"\r\n")
+        return framing
 
     def on_response_body(self, data: bytes) -> None:
         self.resp_bytes += len(data)

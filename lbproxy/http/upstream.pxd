@@ -8,19 +8,22 @@ cdef class UpstreamConnection:
     cdef public bint _corked
     cdef public list _wbuf
     cdef public object backend
+    cdef public Py_ssize_t body_left
+    cdef public object chunks
     cdef public bint closed
     cdef public Exchange exchange
     cdef public bint got_bytes
-    cdef public bint head_done_for_head
-    cdef public list headers
     cdef public double idle_since
     cdef public bint in_head
-    cdef public object parser
+    cdef public bytes rbuf
     cdef public Py_ssize_t served
-    cdef public bytes status_reason
     cdef public object trailers
     cdef public object transport
 
+    cpdef void _invalid(self, str reason)
+    cpdef void _parse(self, bytes data)
+    cpdef Py_ssize_t _body(self, Exchange ex, bytes data, Py_ssize_t pos) except -1
+    cpdef void reset(self, Exchange ex)
     cpdef void write(self, object data)
     cpdef void cork(self)
     cpdef void uncork(self)

@@ -1,9 +1,10 @@
 """The upstream side: one keep-alive connection to a backend, and the idle pool.
 
 An ``UpstreamConnection`` serves one exchange at a time. It parses the
-backend's response with llhttp (httptools) and hands each event to the
-exchange that owns it; while idle it owns nothing, and any byte the backend
-sends then is a protocol violation that closes it. A backend closing an idle
+backend's response (``h1.parse_response_head``, then the body as the exchange
+says it is framed) and hands each event to the exchange that owns it; while
+idle it owns nothing, and any byte the backend sends then, or after the end of
+a response, is a protocol violation that closes it. A backend closing an idle
 connection removes it from the pool at once (``connection_lost``), and the
 exchange retries on a fresh connection when the close races with a reuse.
 """
@@ -16,17 +17,28 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
-import httptools
+from lbproxy._fast import load as _load_fast
+from lbproxy.http.shared import (
+    BODY_CHUNKED,
+    BODY_FAILED,
+    BODY_UNTIL_CLOSE,
+    BODY_UPGRADE,
+    MAX_RESPONSE_HEAD,
+    MAX_RESPONSE_TRAILERS,
+    WRITE_HIGH_WATER,
+)
 
 log = logging.getLogger("lbproxy")
 
+_h1 = _load_fast("h1")
+parse_response_head = _h1.parse_response_head
+ParseError = _h1.ParseError
+ChunkedDecoder = _h1.ChunkedDecoder
+
 if TYPE_CHECKING:
+    from lbproxy._fast import h1_py
     from lbproxy.http.exchange import Exchange
     from lbproxy.pool import BackendState
-
-# Large enough to keep the pipe full, small enough that a slow client holds at
-# most this much per direction in the transport's buffer before we pause.
-WRITE_HIGH_WATER = 64 * 1024
 
 
 class UpstreamConnection:
@@ -36,16 +48,15 @@ class UpstreamConnection:
         "_corked",
         "_wbuf",
         "backend",
+        "body_left",
+        "chunks",
         "closed",
         "exchange",
         "got_bytes",
-        "head_done_for_head",
-        "headers",
         "idle_since",
         "in_head",
-        "parser",
+        "rbuf",
         "served",
-        "status_reason",
         "trailers",
         "transport",
     )
@@ -53,19 +64,17 @@ class UpstreamConnection:
     def __init__(self, backend: BackendState) -> None:
         self.backend = backend
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
         self.exchange: Exchange | None = None
         self.served = 0  # exchanges completed on this connection
         self.idle_since = 0.0
         self.closed = False
-        self.headers: list[tuple[bytes, bytes]] = []
         self.trailers: list[tuple[bytes, bytes]] | None = None
-        self.status_reason = b""
-        self.in_head = True
-        # A response to HEAD ends with its headers, but llhttp would read a body
-        # its Content-Length announces; after such a response every further
-        # byte in the same read is a violation (see on_body).
-        self.head_done_for_head = False
+        self.in_head = True  # reading a response head (not a body)
+        self.rbuf = b""  # the start of a head not complete yet
+        # The body being read: Content-Length bytes left (>= 0), or chunked
+        # (``chunks`` set), or until the backend closes (BODY_UNTIL_CLOSE).
+        self.body_left = 0
+        self.chunks: h1_py.ChunkedDecoder | None = None
         self._wbuf: list[bytes] = []
         self._corked = False
         self.got_bytes = False
@@ -85,29 +94,100 @@ class UpstreamConnection:
         self.got_bytes = True
         if ex.tunnel:
             client = ex.client
-            client.deadline = client.loop.time() + client.lr.config.timeouts.idle
+            client.deadline = client.loop.time() + client.lr.idle_timeout
             client.write(data)
             return
         client = ex.client
         client.cork()  # replies made while parsing leave in one write
         try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as up:
-            ex.on_upgraded(data[up.args[0] :])
-        except httptools.HttpParserError as err:
-            if err.__context__ is not None:
-                # One of our callbacks raised: a bug, not the backend's fault.
-                log.error("error handling a response", exc_info=err.__context__)
-            cur = self.exchange
-            if cur is not None:
-                cur.on_upstream_error(f"invalid response from backend: {err}")
-            else:
-                self.close()
+            self._parse(data)
+        except ParseError as err:
+            self._invalid(f"invalid response from backend: {err}")
+        except Exception:
+            # A bug of ours, not the backend's fault.
+            log.exception("error handling a response")
+            self._invalid("internal error handling the response")
         finally:
-            self.head_done_for_head = False
             client.uncork()
         if self.exchange is not None:
             self.exchange.upstream_activity()
+
+    def _invalid(self, reason: str) -> None:
+        self.rbuf = b""
+        cur = self.exchange
+        if cur is not None:
+            cur.on_upstream_error(reason)
+        else:
+            self.close()
+
+    def _parse(self, data: bytes) -> None:
+        if self.rbuf:
+            data = self.rbuf + data
+            self.rbuf = b""
+        pos = 0
+        n = len(data)
+        while pos < n:
+            ex = self.exchange
+            if ex is None:
+                # Bytes after the end of the response: the backend sent more
+                # than it framed, and the connection cannot be trusted.
+                self.close()
+                return
+            if not self.in_head:
+                pos = self._body(ex, data, pos)
+                continue
+            parsed = parse_response_head(data, pos)
+            if parsed is None:
+                if n - pos > MAX_RESPONSE_HEAD:
+                    raise ParseError("response head too large")
+                self.rbuf = data[pos:] if pos else data
+                return
+            end, status, reason, minor, fields = parsed
+            if end - pos > MAX_RESPONSE_HEAD:
+                raise ParseError("response head too large")
+            pos = end
+            if status < 200 and status != 101:
+                # 1xx interim response: the final response follows.
+                ex.on_interim(status, reason, fields)
+                continue
+            framing = ex.on_response_head(status, reason, fields, minor)
+            if framing == BODY_FAILED:
+                return
+            if framing == BODY_UPGRADE:
+                ex.on_upgraded(data[pos:])
+                return
+            if framing == 0:
+                ex.on_response_complete()
+                continue
+            self.in_head = False
+            if framing == BODY_CHUNKED:
+                self.chunks = ChunkedDecoder(MAX_RESPONSE_TRAILERS)
+            else:
+                self.body_left = framing
+
+    def _body(self, ex: Exchange, data: bytes, pos: int) -> int:
+        chunks = self.chunks
+        n = len(data)
+        if chunks is not None:
+            pos, payload, done = chunks.feed(data, pos)
+            if payload:
+                ex.on_response_body(payload)
+            if done:
+                self.chunks = None
+                self.trailers = chunks.trailers or None
+                ex.on_response_complete()
+            return pos
+        left = self.body_left
+        if left == BODY_UNTIL_CLOSE:
+            ex.on_response_body(data[pos:] if pos else data)
+            return n
+        take = min(left, n - pos)
+        self.body_left = left - take
+        ex.on_response_body(data[pos : pos + take] if pos or take != n else data)
+        pos += take
+        if self.body_left == 0:
+            ex.on_response_complete()
+        return pos
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
@@ -161,59 +241,14 @@ class UpstreamConnection:
         if self.transport is not None:
             self.transport.abort()
 
-    # -- httptools callbacks ------------------------------------------------
-    def on_status(self, reason: bytes) -> None:
-        self.status_reason += reason
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self.in_head:
-            self.headers.append((name, value))
-        else:
-            if self.trailers is None:
-                self.trailers = []
-            self.trailers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        ex = self.exchange
-        if ex is None:
-            return
-        self.in_head = False
-        status = self.parser.get_status_code()
-        reason = self.status_reason
-        self.status_reason = b""
-        headers = self.headers
-        self.headers = []
-        if 100 <= status < 200 and status != 101:
-            self.in_head = True  # the final response follows on this parser
-            ex.on_interim(status, reason, headers)
-            return
-        ex.on_response_head(status, reason, headers, self.parser.should_keep_alive())
-        if ex.method_head and self.exchange is ex:
-            # The response to HEAD is complete now, whatever its headers say.
-            self.parser = httptools.HttpResponseParser(self)
-            self.head_done_for_head = True
-            ex.on_response_complete()
-
-    def on_body(self, body: bytes) -> None:
-        ex = self.exchange
-        if self.head_done_for_head or ex is None:
-            # Bytes after a HEAD response: the backend is sending what we
-            # never asked for; the connection cannot be trusted any more.
-            self.close()
-            return
-        ex.on_response_body(body)
-
-    def on_message_complete(self) -> None:
-        if self.head_done_for_head:
-            return
-        ex = self.exchange
-        if ex is None:
-            return
-        if self.in_head or ex.resp_status == 101:
-            # End of a 1xx interim response; or of a 101, after which the
-            # parser raises HttpParserUpgrade and the connection becomes a tunnel.
-            return
-        ex.on_response_complete()
+    def reset(self, ex: Exchange) -> None:
+        """Start serving ``ex``: expect a response head."""
+        self.exchange = ex
+        self.trailers = None
+        self.in_head = True
+        self.got_bytes = False
+        self.chunks = None
+        self.body_left = 0
 
 
 class IdlePool:

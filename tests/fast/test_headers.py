@@ -662,12 +662,22 @@ def test_response_transfer_encoding_not_ending_in_chunked(hdr: ModuleType, value
 
 
 @pytest.mark.parametrize(
-    "value, close", [(b"close", True), (b"Keep-Alive, CLOSE ", True), (b"keep-alive", False)]
+    "value, close, keep_alive",
+    [
+        (b"close", True, False),
+        (b"Keep-Alive, CLOSE ", True, True),
+        (b"keep-alive", False, True),
+        (b"upgrade", False, False),
+    ],
 )
-def test_response_connection_close_flag(hdr: ModuleType, value: bytes, close: bool) -> None:
+def test_response_connection_flags(
+    hdr: ModuleType, value: bytes, close: bool, keep_alive: bool
+) -> None:
+    # CONN_KEEP_ALIVE is what makes an HTTP/1.0 response's connection reusable.
     block, _, flags = hdr.scan_response([(b"Connection", value)])
     assert block == b""
-    assert flags == (hdr.CONN_CLOSE if close else 0)
+    expected = (hdr.CONN_CLOSE if close else 0) | (hdr.CONN_KEEP_ALIVE if keep_alive else 0)
+    assert flags == expected
 
 
 def test_response_proxy_connection_close_is_not_read(hdr: ModuleType) -> None:
@@ -739,7 +749,7 @@ def test_response_connection_listed_names_are_stripped(hdr: ModuleType) -> None:
     ]
     block, _, flags = hdr.scan_response(headers)
     assert block == b"Via: 1.1 backend\r\nX-Forwarded-For: kept as is\r\n"
-    assert flags == 0
+    assert flags == hdr.CONN_KEEP_ALIVE
 
 
 # --- inputs outside the list-of-(bytes, bytes) contract ---------------------------

@@ -66,22 +66,25 @@ class OptionalBuildExt(build_ext):
 
     def finalize_options(self) -> None:
         # Cythonize before setuptools finalizes: it prepares the Extension
-        # objects it is handed, and cythonize returns new ones.
+        # objects it is handed, and cythonize returns new ones. One module at
+        # a time, so that one failing to translate costs only itself.
         try:
             from Cython.Build import cythonize
-
-            self.distribution.ext_modules = cythonize(
-                self.distribution.ext_modules,
-                compiler_directives=COMPILER_DIRECTIVES,
-                quiet=True,
-            )
-        except Exception as exc:
-            # ImportError (no Cython), or Cython's CompileError, which is
-            # not one of the distutils errors.
-            if not isinstance(exc, ImportError) and not type(exc).__module__.startswith("Cython"):
-                raise
+        except ImportError as exc:
             self._fallback(exc)
             self.distribution.ext_modules = []
+            super().finalize_options()
+            return
+        built = []
+        for ext in self.distribution.ext_modules or []:
+            try:
+                built += cythonize([ext], compiler_directives=COMPILER_DIRECTIVES, quiet=True)
+            except Exception as exc:
+                # Cython's CompileError is not one of the distutils errors.
+                if not type(exc).__module__.startswith("Cython"):
+                    raise
+                self._fallback(f"{ext.name}: {exc}")
+        self.distribution.ext_modules = built
         super().finalize_options()
 
     def run(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from time import monotonic
 from typing import TYPE_CHECKING, cast
 
 from lbproxy.config.model import Address
@@ -78,7 +79,7 @@ class ListenerRuntime:
 
     def log_access(self, conn: ClientConnection, ex: Exchange) -> None:
         if self.access_log.enabled:
-            self.access_log.record(self.name, conn, ex, self.loop.time())
+            self.access_log.record(self.name, conn, ex, monotonic())
 
     async def start(self) -> None:
         bind = self.config.bind

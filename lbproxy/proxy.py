@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from time import monotonic
 from types import TracebackType
 from typing import Any
 
@@ -147,7 +148,7 @@ class Proxy:
     def _on_tick(self) -> None:
         loop = self._loop
         assert loop is not None
-        now = loop.time()
+        now = monotonic()  # the data path's clock (lbproxy/http/shared.py)
         for lr in self.listeners.values():
             lr.check_deadlines(now)
         if self._retired:

@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 # need them, so a failed install only warns.
 bash bench/install-tools.sh || echo "warning: benchmark tools not installed (bench/install-tools.sh)" >&2
 
+# Programs the suite itself runs (slowhttptest): without them it cannot pass.
+bash scripts/install-test-tools.sh
+
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip "setuptools>=77" wheel Cython
 # Editable install so the tests import the tree they live in, with the

@@ -7,6 +7,7 @@ CONN_CLOSE: Final = 4
 CONN_KEEP_ALIVE: Final = 8
 UPGRADE: Final = 16
 HAS_CONTENT_LENGTH: Final = 32
+FRAMING_CONFLICT: Final = 64
 
 class FramingError(ValueError):
     """The message's framing is ambiguous or invalid: answer 400 and close."""
@@ -19,3 +20,4 @@ def scan_request(
     via: bytes,
 ) -> tuple[bytes, bytes, int, int, bytes]: ...
 def scan_response(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, int, int]: ...
+def host_is_valid(host: bytes) -> bool: ...

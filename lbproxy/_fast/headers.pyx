@@ -13,7 +13,8 @@ hypothesis. This file only differs in how the work is done:
   the usual one or two; sorted and binary-searched when a message lists more,
   so a hostile list cannot make the scan quadratic);
 * the output block is sized exactly, then allocated once and filled with
-  memcpy.
+  memcpy;
+* the Host value is checked against a byte table (``_host_ok``).
 
 Between reading a name's or value's buffer and copying from it nothing runs
 Python code (the only allocations are the result's bytes and ints, which do
@@ -56,6 +57,7 @@ cdef enum:
     _CONN_KEEP_ALIVE = 8
     _UPGRADE = 16
     _HAS_CONTENT_LENGTH = 32
+    _FRAMING_CONFLICT = 64
 
 CHUNKED = _CHUNKED
 EXPECT_CONTINUE = _EXPECT_CONTINUE
@@ -63,6 +65,7 @@ CONN_CLOSE = _CONN_CLOSE
 CONN_KEEP_ALIVE = _CONN_KEEP_ALIVE
 UPGRADE = _UPGRADE
 HAS_CONTENT_LENGTH = _HAS_CONTENT_LENGTH
+FRAMING_CONFLICT = _FRAMING_CONFLICT
 
 
 class FramingError(ValueError):
@@ -115,6 +118,17 @@ cdef int _c
 for _c in range(256):
     _LOWER[_c] = _c + 32 if 65 <= _c <= 90 else _c
 
+# Host bytes: 1 in a reg-name (unreserved, sub-delims, "%"), 2 also in an IP
+# literal (":"); 4 marks a hex digit.
+cdef unsigned char _HOST[256]
+for _c in range(256):
+    _HOST[_c] = 0
+for _c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%":
+    _HOST[_c] = 3
+_HOST[58] = 2  # ":"
+for _c in b"0123456789abcdefABCDEF":
+    _HOST[_c] |= 4
+
 cdef const char *S_XFF = b"X-Forwarded-For: "
 cdef const char *S_XFP = b"X-Forwarded-Proto: "
 cdef const char *S_XFH = b"X-Forwarded-Host: "
@@ -132,6 +146,50 @@ cdef Py_ssize_t L_CONN_UPGRADE = strlen(S_CONN_UPGRADE)
 
 
 # -- bytes helpers -------------------------------------------------------------
+
+cdef bint _host_ok(const unsigned char *p, Py_ssize_t n) noexcept nogil:
+    """``uri-host [":" port]``, as ``host_is_valid`` in the twin."""
+    cdef Py_ssize_t i = 0, end = n
+    cdef unsigned char allowed = 1
+    if n > 0 and p[0] == 91:  # "["
+        end = 1
+        while end < n and p[end] != 93:  # "]"
+            end += 1
+        if end >= n or end < 2:
+            return False
+        i = 1
+        allowed = 2
+    else:
+        end = 0
+        while end < n and p[end] != 58:  # ":"
+            end += 1
+    while i < end:
+        if not (_HOST[p[i]] & allowed):
+            return False
+        if p[i] == 37:  # "%": two hex digits
+            if i + 2 >= end or not (_HOST[p[i + 1]] & 4) or not (_HOST[p[i + 2]] & 4):
+                return False
+            i += 3
+        else:
+            i += 1
+    if allowed == 2:
+        end += 1  # past "]"
+    if end < n:
+        if p[end] != 58 or n - end - 1 > 5:
+            return False
+        for i in range(end + 1, n):
+            if p[i] < 48 or p[i] > 57:
+                return False
+    return True
+
+
+def host_is_valid(host):
+    """Whether ``host`` is ``uri-host [":" port]``; an empty value is valid."""
+    if not _bytes(host):
+        return _pure().host_is_valid(host)
+    cdef PyObject *h = <PyObject *>host
+    return _host_ok(<const unsigned char *>PyBytes_AS_STRING(h), PyBytes_GET_SIZE(h))
+
 
 cdef inline bint _space(unsigned char c) noexcept nogil:
     # bytes.strip()'s ASCII whitespace: space, \t \n \v \f \r.
@@ -551,6 +609,10 @@ def scan_request(headers, client_ip, trusted, proto, via):
                     via_len = vl
         if flags & _CHUNKED and flags & _HAS_CONTENT_LENGTH:
             raise FramingError("both Content-Length and Transfer-Encoding")
+        if host is not NULL and not _host_ok(
+            <const unsigned char *>PyBytes_AS_STRING(host), PyBytes_GET_SIZE(host)
+        ):
+            raise FramingError("invalid Host header")
         if tok_bits & TOK_CLOSE:
             flags |= _CONN_CLOSE
         if tok_bits & TOK_KEEP_ALIVE:
@@ -731,6 +793,8 @@ def scan_response(headers):
                 tok_bits |= _connection(&toks, p, vl)
         if te_seen:
             # Transfer-Encoding overrides Content-Length: chunked, or until close.
+            if flags & _HAS_CONTENT_LENGTH:
+                flags |= _FRAMING_CONFLICT
             clen = -1
             flags &= ~_HAS_CONTENT_LENGTH
             if chunked:

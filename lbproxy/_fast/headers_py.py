@@ -20,7 +20,11 @@ proxy's own headers:
   Content-Length while its body is still forwarded (request smuggling);
 * a Content-Length of more than 18 digits is invalid (``FramingError``), so
   every accepted value fits an int64;
-* a request may carry at most one Host header, empty or not;
+* a request may carry at most one Host header, empty or not, and its value
+  must be ``uri-host [":" port]`` (RFC 9110 7.2): a reg-name or IPv4 address
+  (unreserved, sub-delims and %XX escapes) or a bracketed IP literal, then
+  an optional port of at most 5 digits: never a space, "@", "/" or anything
+  that would let a backend or a router read another host out of it;
 * when the peer is not a trusted proxy its X-Forwarded-* headers are
   replaced and its ``Forwarded`` and ``X-Real-IP`` headers are dropped, so a
   client cannot forge its address to the backend; a trusted peer's are kept;
@@ -43,6 +47,9 @@ CONN_CLOSE = 4
 CONN_KEEP_ALIVE = 8
 UPGRADE = 16
 HAS_CONTENT_LENGTH = 32
+# A response carried both Content-Length and Transfer-Encoding: relayed as the
+# latter frames it, but the connection it came on is not to be trusted again.
+FRAMING_CONFLICT = 64
 
 # Headers that are always hop-by-hop, lower case (RFC 9110 7.6.1). The
 # X-Forwarded-* and Via headers of a request, which the proxy writes itself,
@@ -80,6 +87,45 @@ _MAX_CL_DIGITS = 18
 
 class FramingError(ValueError):
     """The message's framing is ambiguous or invalid: answer 400 and close."""
+
+
+_REG_NAME = frozenset(
+    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%"
+)
+_IP_LITERAL = _REG_NAME | frozenset(b":")
+_HEXDIGITS = frozenset(b"0123456789abcdefABCDEF")
+
+
+def host_is_valid(host: bytes) -> bool:
+    """Whether ``host`` is ``uri-host [":" port]``; an empty value is valid."""
+    if host[:1] == b"[":
+        close = host.find(b"]")
+        if close < 2:
+            return False
+        name = host[1:close]
+        allowed = _IP_LITERAL
+        rest = host[close + 1 :]
+    else:
+        name, colon, port = host.partition(b":")
+        allowed = _REG_NAME
+        rest = colon + port
+    n = len(name)
+    i = 0
+    while i < n:
+        c = name[i]
+        if c not in allowed:
+            return False
+        if c == 37:  # "%" starts an escape: two hex digits
+            if i + 2 >= n or name[i + 1] not in _HEXDIGITS or name[i + 2] not in _HEXDIGITS:
+                return False
+            i += 3
+        else:
+            i += 1
+    if rest:
+        port = rest[1:]
+        if rest[:1] != b":" or len(port) > 5 or (port and not port.isdigit()):
+            return False
+    return True
 
 
 def _connection_tokens(value: bytes) -> list[bytes]:
@@ -165,6 +211,8 @@ def scan_request(
             via_in = via_in + b", " + value if via_in else value
     if flags & CHUNKED and flags & HAS_CONTENT_LENGTH:
         raise FramingError("both Content-Length and Transfer-Encoding")
+    if host and not host_is_valid(host):
+        raise FramingError("invalid Host header")
     if b"close" in conn_tokens:
         flags |= CONN_CLOSE
     if b"keep-alive" in conn_tokens:
@@ -218,8 +266,10 @@ def scan_response(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, int, int]:
     ``flags`` has CHUNKED when the body is chunked, HAS_CONTENT_LENGTH when
     Content-Length delimits it, CONN_CLOSE when the backend said it will
     close, CONN_KEEP_ALIVE when it said keep-alive (which an HTTP/1.0
-    response needs to be reusable). With neither CHUNKED nor HAS_CONTENT_LENGTH (``content_length``
-    -1) the body, if any, runs until the backend closes.
+    response needs to be reusable), FRAMING_CONFLICT when Transfer-Encoding
+    overrode a Content-Length (the connection must not be reused). With
+    neither CHUNKED nor HAS_CONTENT_LENGTH (``content_length`` -1) the body,
+    if any, runs until the backend closes.
     """
     clen = -1
     flags = 0
@@ -246,7 +296,10 @@ def scan_response(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, int, int]:
         elif lname == b"connection":
             conn_tokens.extend(_connection_tokens(value))
     if te_seen:
-        # Transfer-Encoding overrides Content-Length (RFC 9112 6.3).
+        # Transfer-Encoding overrides Content-Length (RFC 9112 6.3), which
+        # also says to treat the pair as an error: hence FRAMING_CONFLICT.
+        if flags & HAS_CONTENT_LENGTH:
+            flags |= FRAMING_CONFLICT
         clen = -1
         flags &= ~HAS_CONTENT_LENGTH
         if chunked:

@@ -6,6 +6,7 @@ cdef class ClientConnection:
     cdef public bint _corked
     cdef public bint _eof
     cdef public object _trailers
+    cdef public object _twrite
     cdef public list _wbuf
     cdef public Py_ssize_t body_left
     cdef public object chunks

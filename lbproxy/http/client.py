@@ -20,12 +20,14 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
+from time import monotonic
 from typing import TYPE_CHECKING, cast
 
 from lbproxy._fast import load as _load_fast
 from lbproxy.http.errors import error_response
 from lbproxy.http.exchange import Exchange
-from lbproxy.http.shared import D_RESPONSE, D_SEND, HAS_BODY, WRITE_HIGH_WATER
+from lbproxy.http.shared import D_RESPONSE, D_SEND, HAS_BODY, WRITE_HIGH_WATER, not_connected
 from lbproxy.routing.router import normalise_host
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 _headers = _load_fast("headers")
 scan_request = _headers.scan_request
 FramingError = _headers.FramingError
+host_is_valid = _headers.host_is_valid
 HAS_CONTENT_LENGTH = _headers.HAS_CONTENT_LENGTH
 CHUNKED = _headers.CHUNKED
 CONN_CLOSE = _headers.CONN_CLOSE
@@ -82,6 +85,7 @@ class ClientConnection:
         "_corked",
         "_eof",
         "_trailers",
+        "_twrite",
         "_wbuf",
         "body_left",
         "chunks",
@@ -130,6 +134,8 @@ class ClientConnection:
         self.tunnel: Exchange | None = None
         self.upgraded: Exchange | None = None  # upgrade request sent, awaiting 101
         self._wbuf: list[bytes] = []
+        # transport.write once connected: looked up once, not at every write.
+        self._twrite: Callable[[bytes], None] = not_connected
         self._corked = False
         self.closed = False
         self._trailers: list[tuple[bytes, bytes]] | None = None
@@ -139,6 +145,7 @@ class ClientConnection:
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = transport = cast(asyncio.Transport, transport)
+        self._twrite = transport.write
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         peer = transport.get_extra_info("peername")
         if peer:
@@ -151,7 +158,7 @@ class ClientConnection:
             self.closed = True
             return
         # The first request must arrive within the header timeout.
-        self.deadline = self.loop.time() + lr.header_timeout
+        self.deadline = monotonic() + lr.header_timeout
         self.deadline_kind = T_HEADER
 
     def data_received(self, data: bytes) -> None:
@@ -159,7 +166,7 @@ class ClientConnection:
             return
         tunnel = self.tunnel
         if tunnel is not None:
-            self.deadline = self.loop.time() + self.lr.idle_timeout
+            self.deadline = monotonic() + self.lr.idle_timeout
             tunnel.send_raw(data)
             return
         upgraded = self.upgraded
@@ -208,7 +215,10 @@ class ClientConnection:
             parsed = parse_request_head(data, pos)
             if parsed is None:
                 # A head that never ends must not grow without bound.
-                if n - pos > self.lr.max_header_bytes + 4096:
+                limit = self.lr.max_header_bytes
+                if n - pos > limit and data.find(b"\n", pos, pos + limit + 1) == -1:
+                    raise _Reject(414, "request line too long")
+                if n - pos > limit + 4096:
                     raise _Reject(431, "request header block too large")
                 self.rbuf = data[pos:] if pos else data
                 return
@@ -254,8 +264,9 @@ class ClientConnection:
 
     def eof_received(self) -> bool | None:
         # A client half-close after a complete request still gets its
-        # response (HTTP/1.0 style); otherwise there is nothing to wait for.
-        if self.queue and self.phase != P_HEADERS and self.phase != P_BODY:
+        # response (HTTP/1.0 style); otherwise there is nothing to wait for
+        # (while lingering, the client's FIN is what the linger waited for).
+        if self.queue and self.phase != P_HEADERS and self.phase != P_BODY and not self._eof:
             self.draining = True  # nothing more will come: close after the answers
             return True
         return None
@@ -282,7 +293,7 @@ class ClientConnection:
             if head.deadline_kind == D_RESPONSE:
                 # The backend is not late, the client is slow: give the client
                 # the idle timeout to take what is already buffered for it.
-                head.deadline = self.loop.time() + self.lr.idle_timeout
+                head.deadline = monotonic() + self.lr.idle_timeout
                 head.deadline_kind = D_SEND
 
     def resume_writing(self) -> None:
@@ -312,7 +323,7 @@ class ClientConnection:
         if self._corked:
             self._wbuf.append(data)
         elif self.transport is not None and not self.closed and not self._eof:
-            self.transport.write(data)
+            self._twrite(data)
 
     def cork(self) -> None:
         self._corked = True
@@ -322,7 +333,7 @@ class ClientConnection:
         buf = self._wbuf
         if buf:
             if self.transport is not None and not self.closed and not self._eof:
-                self.transport.write(buf[0] if len(buf) == 1 else b"".join(buf))
+                self._twrite(buf[0] if len(buf) == 1 else b"".join(buf))
             buf.clear()
 
     # -- parsing events ---------------------------------------------------------
@@ -330,7 +341,7 @@ class ClientConnection:
         self.phase = P_HEADERS
         self.url = b""
         if self.deadline_kind != T_HEADER:
-            self.deadline = self.loop.time() + self.lr.header_timeout
+            self.deadline = monotonic() + self.lr.header_timeout
             self.deadline_kind = T_HEADER
 
     def on_head(
@@ -346,6 +357,8 @@ class ClientConnection:
         lr = self.lr
         self.url = url
         self._trailers = None
+        if len(url) > lr.max_header_bytes:
+            raise _Reject(414, "request target too long")
         if len(headers) > lr.max_headers:
             raise _Reject(431, f"more than {lr.max_headers} request headers")
         if size > lr.max_header_bytes:
@@ -374,7 +387,7 @@ class ClientConnection:
         elif flags & CHUNKED:
             self.chunks = ChunkedDecoder(lr.max_header_bytes)
         if clen > 0 or flags & CHUNKED:
-            self.deadline = self.loop.time() + lr.body_timeout
+            self.deadline = monotonic() + lr.body_timeout
             self.deadline_kind = T_BODY
         else:
             self.deadline_kind = T_NONE
@@ -391,7 +404,7 @@ class ClientConnection:
                 status, reason = 501, "CONNECT is not supported"
             else:
                 authority, path = _split_absolute(url)
-                if authority is None:
+                if authority is None or not host_is_valid(authority):
                     raise _Reject(400, "invalid request target")
                 if not lr.router.serves_host(normalise_host(authority)):
                     raise _Reject(400, "absolute-form target names a host not served here")
@@ -435,7 +448,7 @@ class ClientConnection:
             raise _Reject(413, "request body over the limit")
         cur.send_body(body)
         if self.deadline_kind == T_BODY:
-            self.deadline = self.loop.time() + self.lr.body_timeout
+            self.deadline = monotonic() + self.lr.body_timeout
 
     def on_message_complete(self) -> None:
         cur = self.cur
@@ -525,11 +538,11 @@ class ClientConnection:
             if self.draining:
                 self._close()
             else:
-                self.deadline = self.loop.time() + lr.idle_timeout
+                self.deadline = monotonic() + lr.idle_timeout
                 self.deadline_kind = T_IDLE
 
     def _arm_idle(self) -> None:
-        self.deadline = self.loop.time() + self.lr.idle_timeout
+        self.deadline = monotonic() + self.lr.idle_timeout
         self.deadline_kind = T_IDLE
 
     def _on_upgrade_request(self, extra: bytes) -> None:
@@ -559,7 +572,7 @@ class ClientConnection:
         if self.queue and self.queue[0] is ex:
             self.queue.popleft()
         self.lr.log_access(self, ex)
-        self.deadline = self.loop.time() + self.lr.idle_timeout
+        self.deadline = monotonic() + self.lr.idle_timeout
         self.deadline_kind = T_TUNNEL
 
     def _linger_close(self) -> None:
@@ -578,7 +591,7 @@ class ClientConnection:
             transport.write_eof()
             with contextlib.suppress(RuntimeError):
                 transport.resume_reading()
-            self.deadline = self.loop.time() + LINGER_SECONDS
+            self.deadline = monotonic() + LINGER_SECONDS
             self.deadline_kind = T_LINGER
         else:
             transport.close()

@@ -22,7 +22,7 @@ def _build(status: int, close: bool, extra: bytes = b"") -> bytes:
     return head + extra + b"\r\n" + body
 
 
-_STATUSES = (400, 404, 408, 413, 431, 500, 501, 502, 503, 504, 505)
+_STATUSES = (400, 404, 408, 413, 414, 431, 500, 501, 502, 503, 504, 505)
 _CACHE: dict[tuple[int, bool], bytes] = {
     (s, c): _build(s, c) for s in _STATUSES for c in (False, True)
 }

@@ -13,6 +13,7 @@ cdef class Exchange:
     cdef public bint close_after
     cdef public object connect_task
     cdef public bint connecting
+    cdef public bint continued
     cdef public double deadline
     cdef public int deadline_kind
     cdef public bint done
@@ -31,6 +32,7 @@ cdef class Exchange:
     cdef public object replay
     cdef public Py_ssize_t replay_size
     cdef public bint req_done
+    cdef public bint req_empty
     cdef public Py_ssize_t resp_bytes
     cdef public bint resp_framed
     cdef public bint resp_started

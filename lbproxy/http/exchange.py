@@ -11,7 +11,7 @@ to the client transport. Backpressure is the transports' own: when the
 receiving side pauses writing, the sending side pauses reading.
 
 Nothing here reads the clock per byte: deadlines are plain floats that the
-proxy's ticker compares against ``loop.time()``.
+proxy's ticker compares against ``time.monotonic()``.
 
 An exchange ends exactly once, in ``_finish``: it hands the upstream
 connection back to the idle pool only when the response ended cleanly, the
@@ -21,6 +21,7 @@ request was fully sent and both ends agreed to keep the connection alive.
 from __future__ import annotations
 
 import asyncio
+from time import monotonic
 from typing import TYPE_CHECKING, cast
 
 from lbproxy._fast import load as _load_fast
@@ -49,6 +50,7 @@ FramingError = _headers.FramingError
 CHUNKED = _headers.CHUNKED
 CONN_CLOSE = _headers.CONN_CLOSE
 CONN_KEEP_ALIVE = _headers.CONN_KEEP_ALIVE
+FRAMING_CONFLICT = _headers.FRAMING_CONFLICT
 UPGRADE = _headers.UPGRADE
 EXPECT_CONTINUE = _headers.EXPECT_CONTINUE
 
@@ -61,7 +63,7 @@ REPLAY_LIMIT = 64 * 1024
 PENDING_LIMIT = 256 * 1024
 
 # Answers after which the connection's framing is in doubt: always close.
-CLOSING_STATUSES = frozenset((400, 408, 413, 431, 501, 505))
+CLOSING_STATUSES = frozenset((400, 408, 413, 414, 431, 501, 505))
 
 IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 
@@ -104,6 +106,7 @@ class Exchange:
         "close_after",
         "connect_task",
         "connecting",
+        "continued",
         "deadline",
         "deadline_kind",
         "done",
@@ -122,6 +125,7 @@ class Exchange:
         "replay",
         "replay_size",
         "req_done",
+        "req_empty",
         "resp_bytes",
         "resp_framed",
         "resp_started",
@@ -174,6 +178,8 @@ class Exchange:
         # A request without a body is complete with its headers; one with a
         # body when the client side has read all of it.
         self.req_done = not (flags & (CHUNKED | HAS_BODY))
+        self.req_empty = self.req_done  # no body at all
+        self.continued = False  # the backend sent 100 Continue
         self.body_in = 0
         self.pending: list[bytes] = []
         self.pending_size = 0
@@ -195,7 +201,7 @@ class Exchange:
         self.tunnel = False
         self.done = False
         self.retried = False
-        self.started_at = client.loop.time()
+        self.started_at = monotonic()
         self.user_agent = b""  # filled only when an access log is written
         self.referer = b""
         self.upstream_read_paused = False
@@ -229,7 +235,7 @@ class Exchange:
         assert b is not None and pool is not None
         loop = self.client.loop
         self.connecting = True
-        self.deadline = loop.time() + pool.connect_timeout
+        self.deadline = monotonic() + pool.connect_timeout
         self.deadline_kind = D_CONNECT
         task = loop.create_task(loop.create_connection(lambda: _protocol(b), b.host, b.port))
         task.add_done_callback(self._connected)
@@ -273,7 +279,7 @@ class Exchange:
     def _arm_response(self) -> None:
         pool = self.pool
         assert pool is not None
-        self.deadline = self.client.loop.time() + pool.response_timeout
+        self.deadline = monotonic() + pool.response_timeout
         self.deadline_kind = D_RESPONSE
 
     # -- request body from the client -------------------------------------------
@@ -326,6 +332,8 @@ class Exchange:
     def on_interim(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
         # 1xx responses (100 Continue, 103 Early Hints) mean nothing to an
         # HTTP/1.0 client and are dropped for it.
+        if status == 100:
+            self.continued = True
         if self.http11 and not self.resp_started:
             self.client.write(_status_line(status, reason) + _header_lines(headers) + b"\r\n")
 
@@ -344,6 +352,13 @@ class Exchange:
             self.upstream_reusable = not flags & CONN_CLOSE
         else:
             self.upstream_reusable = bool(flags & CONN_KEEP_ALIVE) and not flags & CONN_CLOSE
+        if flags & FRAMING_CONFLICT:
+            self.upstream_reusable = False
+        elif self.expect_continue and not self.continued and not self.req_empty:
+            # A final answer to "Expect: 100-continue" without a 100 first: the
+            # backend may never read the body we relayed (RFC 9110 10.1.1), and
+            # left in its buffer that body would be read as the next request.
+            self.upstream_reusable = False
         framing: int = clen
         client = self.client
         close = not self.keep_alive or not self.req_done or client.draining
@@ -525,7 +540,7 @@ class Exchange:
             conn.served += 1
             b = self.backend
             assert b is not None
-            b.idle.put(conn, self.client.loop.time())
+            b.idle.put(conn, monotonic())
         else:
             conn.close()
 

@@ -8,6 +8,11 @@ when another's body runs. Names defined here, outside the cycle, always do.
 
 from __future__ import annotations
 
+# The data path's clock is time.monotonic(): deadlines and idle times are set
+# with it and the proxy's ticker compares them against it. Not loop.time():
+# calling a module-level builtin costs less than a method lookup on the loop,
+# several times per request.
+
 # Large enough to keep the pipe full, small enough that a slow client holds at
 # most this much per direction in the transport's buffer before we pause.
 WRITE_HIGH_WATER = 64 * 1024
@@ -33,3 +38,8 @@ NO_DEADLINE = 0
 D_CONNECT = 1
 D_RESPONSE = 2  # the backend must make progress (accept body bytes, send response bytes)
 D_SEND = 3  # the client must take the response bytes we hold for it
+
+
+def not_connected(data: bytes) -> None:
+    """A connection's write function until its transport exists."""
+    raise RuntimeError("write before the connection was made")

@@ -6,6 +6,7 @@ from lbproxy.http.exchange cimport Exchange
 
 cdef class UpstreamConnection:
     cdef public bint _corked
+    cdef public object _twrite
     cdef public list _wbuf
     cdef public object backend
     cdef public Py_ssize_t body_left
@@ -24,6 +25,7 @@ cdef class UpstreamConnection:
     cpdef void _parse(self, bytes data)
     cpdef Py_ssize_t _body(self, Exchange ex, bytes data, Py_ssize_t pos) except -1
     cpdef void reset(self, Exchange ex)
+    cpdef void _complete(self, Exchange ex, bint extra)
     cpdef void write(self, object data)
     cpdef void cork(self)
     cpdef void uncork(self)

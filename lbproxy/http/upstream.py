@@ -15,6 +15,8 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
+from time import monotonic
 from typing import TYPE_CHECKING, cast
 
 from lbproxy._fast import load as _load_fast
@@ -26,6 +28,7 @@ from lbproxy.http.shared import (
     MAX_RESPONSE_HEAD,
     MAX_RESPONSE_TRAILERS,
     WRITE_HIGH_WATER,
+    not_connected,
 )
 
 log = logging.getLogger("lbproxy")
@@ -46,6 +49,7 @@ class UpstreamConnection:
 
     __slots__ = (
         "_corked",
+        "_twrite",
         "_wbuf",
         "backend",
         "body_left",
@@ -76,6 +80,7 @@ class UpstreamConnection:
         self.body_left = 0
         self.chunks: h1_py.ChunkedDecoder | None = None
         self._wbuf: list[bytes] = []
+        self._twrite: Callable[[bytes], None] = not_connected  # transport.write, once connected
         self._corked = False
         self.got_bytes = False
 
@@ -83,6 +88,7 @@ class UpstreamConnection:
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = transport = cast(asyncio.Transport, transport)
+        self._twrite = transport.write
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
 
     def data_received(self, data: bytes) -> None:
@@ -94,7 +100,7 @@ class UpstreamConnection:
         self.got_bytes = True
         if ex.tunnel:
             client = ex.client
-            client.deadline = client.loop.time() + client.lr.idle_timeout
+            client.deadline = monotonic() + client.lr.idle_timeout
             client.write(data)
             return
         client = ex.client
@@ -157,7 +163,7 @@ class UpstreamConnection:
                 ex.on_upgraded(data[pos:])
                 return
             if framing == 0:
-                ex.on_response_complete()
+                self._complete(ex, pos < n)
                 continue
             self.in_head = False
             if framing == BODY_CHUNKED:
@@ -175,7 +181,7 @@ class UpstreamConnection:
             if done:
                 self.chunks = None
                 self.trailers = chunks.trailers or None
-                ex.on_response_complete()
+                self._complete(ex, pos < n)
             return pos
         left = self.body_left
         if left == BODY_UNTIL_CLOSE:
@@ -186,8 +192,17 @@ class UpstreamConnection:
         ex.on_response_body(data[pos : pos + take] if pos or take != n else data)
         pos += take
         if self.body_left == 0:
-            ex.on_response_complete()
+            self._complete(ex, pos < n)
         return pos
+
+    def _complete(self, ex: Exchange, extra: bool) -> None:
+        if extra:
+            # The backend sent more than the response it framed. Decided before
+            # the exchange completes: completing may hand this connection to the
+            # client's next request at once, which must not read these bytes as
+            # its response. Not pooled, then; the rest of the read is dropped.
+            ex.upstream_reusable = False
+        ex.on_response_complete()
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
@@ -216,7 +231,7 @@ class UpstreamConnection:
         if self._corked:
             self._wbuf.append(data)
         elif self.transport is not None:
-            self.transport.write(data)
+            self._twrite(data)
 
     def cork(self) -> None:
         self._corked = True
@@ -225,7 +240,7 @@ class UpstreamConnection:
         self._corked = False
         buf = self._wbuf
         if buf and self.transport is not None:
-            self.transport.write(buf[0] if len(buf) == 1 else b"".join(buf))
+            self._twrite(buf[0] if len(buf) == 1 else b"".join(buf))
             buf.clear()
 
     # Closing does not detach the exchange: if one is attached it learns of

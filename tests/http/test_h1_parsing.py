@@ -262,3 +262,32 @@ async def test_malformed_chunked_response_body_cuts_the_response_short() -> None
     status, headers, body = split_response(raw)
     assert status == 200 and headers["transfer-encoding"] == "chunked"
     assert not body.endswith(b"0\r\n\r\n") and closed
+
+
+async def test_a_smuggled_second_response_never_answers_a_pipelined_request() -> None:
+    # The backend answers the first request and, in the same write, a second
+    # response nobody asked for. The client has already pipelined its next
+    # request: that request must get its own answer, never the smuggled one.
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await read_request_head(reader)
+        if b"GET /1 " in head:
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"
+            )
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok2")
+        await writer.drain()
+        await reader.read()
+
+    async with (
+        RawBackend(serve) as backend,
+        running_proxy(simple_config(backend.address)) as (_, port),
+        client_connection(port) as (reader, writer),
+    ):
+        writer.write(b"GET /1 HTTP/1.1\r\nHost: t\r\n\r\nGET /2 HTTP/1.1\r\nHost: t\r\n\r\n")
+        first = await asyncio.wait_for(read_response(reader), 5)
+        second = await asyncio.wait_for(read_response(reader), 5)
+        assert backend.connections == 2
+    assert (first[0], first[2]) == (200, b"ok")
+    assert (second[0], second[2]) == (200, b"ok2")

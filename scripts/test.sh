@@ -30,7 +30,7 @@ if lbproxy.http.IMPLEMENTATION != "compiled":
     missing.append("lbproxy.http data path")
 sys.exit(f"lbproxy: C extensions not built: {missing}" if missing else 0)
 PY
-.venv/bin/ruff check lbproxy tests bench
+.venv/bin/ruff check lbproxy tests bench fuzz
 .venv/bin/mypy lbproxy
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 # The data path's pure-Python twin is its own source run uncompiled, chosen

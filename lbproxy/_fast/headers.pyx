@@ -118,8 +118,8 @@ cdef int _c
 for _c in range(256):
     _LOWER[_c] = _c + 32 if 65 <= _c <= 90 else _c
 
-# Host bytes: 1 in a reg-name (unreserved, sub-delims, "%"), 2 also in an IP
-# literal (":"); 4 marks a hex digit.
+# Host bytes: 1 in a reg-name (unreserved, sub-delims, "%"), 2 also in an
+# IPvFuture literal (":"); 4 marks a hex digit, 8 a byte of an IPv6 address.
 cdef unsigned char _HOST[256]
 for _c in range(256):
     _HOST[_c] = 0
@@ -128,6 +128,8 @@ for _c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$
 _HOST[58] = 2  # ":"
 for _c in b"0123456789abcdefABCDEF":
     _HOST[_c] |= 4
+for _c in b"0123456789abcdefABCDEF:.":
+    _HOST[_c] |= 8  # in an IPv6 address
 
 cdef const char *S_XFF = b"X-Forwarded-For: "
 cdef const char *S_XFP = b"X-Forwarded-Proto: "
@@ -149,7 +151,7 @@ cdef Py_ssize_t L_CONN_UPGRADE = strlen(S_CONN_UPGRADE)
 
 cdef bint _host_ok(const unsigned char *p, Py_ssize_t n) noexcept nogil:
     """``uri-host [":" port]``, as ``host_is_valid`` in the twin."""
-    cdef Py_ssize_t i = 0, end = n
+    cdef Py_ssize_t i = 0, end = n, dot
     cdef unsigned char allowed = 1
     if n > 0 and p[0] == 91:  # "["
         end = 1
@@ -157,7 +159,23 @@ cdef bint _host_ok(const unsigned char *p, Py_ssize_t n) noexcept nogil:
             end += 1
         if end >= n or end < 2:
             return False
-        i = 1
+        if p[1] == 118 or p[1] == 86:  # "v": IPvFuture, "v" 1*HEXDIG "." 1*(...)
+            dot = 2
+            while dot < end and p[dot] != 46:
+                dot += 1
+            if dot < 3 or dot + 1 >= end:
+                return False
+            for i in range(2, dot):
+                if not (_HOST[p[i]] & 4):
+                    return False
+            for i in range(dot + 1, end):
+                if not (_HOST[p[i]] & 2) or p[i] == 37:
+                    return False
+        else:
+            for i in range(1, end):
+                if not (_HOST[p[i]] & 8):
+                    return False
+        i = end  # the literal is checked: only the port is left
         allowed = 2
     else:
         end = 0
@@ -585,6 +603,8 @@ def scan_request(headers, client_ip, trusted, proto, via):
             elif code == H_CONNECTION or code == H_PROXY_CONN:
                 tok_bits |= _connection(&toks, p, vl)
             elif code == H_UPGRADE:
+                if upgrade is not NULL:
+                    raise FramingError("more than one Upgrade header")
                 upgrade = value
             elif code == H_EXPECT:
                 if _stripped_is(p, vl, b"100-continue", 12):
@@ -629,6 +649,8 @@ def scan_request(headers, client_ip, trusted, proto, via):
             if code > H_XRIP or (code >= H_FORWARDED and not is_trusted):
                 continue
             _unpack(items[i], &name, &value)
+            if code == H_HOST and PyBytes_GET_SIZE(value) == 0:
+                continue  # an empty Host is no Host: the caller may send the backend's
             nl = PyBytes_GET_SIZE(name)
             if (
                 toks.count and code != H_HOST and code != H_CL

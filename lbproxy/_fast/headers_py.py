@@ -20,9 +20,13 @@ proxy's own headers:
   Content-Length while its body is still forwarded (request smuggling);
 * a Content-Length of more than 18 digits is invalid (``FramingError``), so
   every accepted value fits an int64;
+* a request may carry at most one Upgrade header;
+* an empty Host line is not forwarded (it reads as no Host at all, for which
+  the caller sends the backend's own);
 * a request may carry at most one Host header, empty or not, and its value
   must be ``uri-host [":" port]`` (RFC 9110 7.2): a reg-name or IPv4 address
-  (unreserved, sub-delims and %XX escapes) or a bracketed IP literal, then
+  (unreserved, sub-delims and %XX escapes) or a bracketed IPv6 address or
+  IPvFuture literal, then
   an optional port of at most 5 digits: never a space, "@", "/" or anything
   that would let a backend or a router read another host out of it;
 * when the peer is not a trusted proxy its X-Forwarded-* headers are
@@ -94,6 +98,7 @@ _REG_NAME = frozenset(
 )
 _IP_LITERAL = _REG_NAME | frozenset(b":")
 _HEXDIGITS = frozenset(b"0123456789abcdefABCDEF")
+_IPV6 = _HEXDIGITS | frozenset(b":.")
 
 
 def host_is_valid(host: bytes) -> bool:
@@ -102,9 +107,20 @@ def host_is_valid(host: bytes) -> bool:
         close = host.find(b"]")
         if close < 2:
             return False
-        name = host[1:close]
-        allowed = _IP_LITERAL
+        literal = host[1:close]
         rest = host[close + 1 :]
+        if literal[:1] in (b"v", b"V"):
+            # IPvFuture: "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
+            dot = literal.find(b".")
+            tail = literal[dot + 1 :]
+            if dot < 2 or not tail or any(c not in _HEXDIGITS for c in literal[1:dot]):
+                return False
+            if any(c not in _IP_LITERAL or c == 37 for c in tail):
+                return False
+        elif any(c not in _IPV6 for c in literal):
+            return False
+        name = b""
+        allowed = _REG_NAME
     else:
         name, colon, port = host.partition(b":")
         allowed = _REG_NAME
@@ -171,6 +187,7 @@ def scan_request(
     clen = -1
     flags = 0
     upgrade = b""
+    upgrade_seen = False
     conn_tokens: list[bytes] = []
     xff = b""
     xfp = b""
@@ -197,6 +214,11 @@ def scan_request(
         elif lname == b"connection" or lname == b"proxy-connection":
             conn_tokens.extend(_connection_tokens(value))
         elif lname == b"upgrade":
+            # One line only: a backend that honoured another line than the
+            # one forwarded would switch to a protocol nobody checked.
+            if upgrade_seen:
+                raise FramingError("more than one Upgrade header")
+            upgrade_seen = True
             upgrade = value
         elif lname == b"expect":
             if value.strip().lower() == b"100-continue":
@@ -237,6 +259,8 @@ def scan_request(
             or lname == b"via"
             or (not trusted and (lname == b"forwarded" or lname == b"x-real-ip"))
             or (drop is not None and lname in drop)
+            # An empty Host is no Host: the caller may send the backend's.
+            or (lname == b"host" and not value)
             # Framing is re-stated below; only a Content-Length may pass.
         ):
             continue

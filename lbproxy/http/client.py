@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING, cast
 from lbproxy._fast import load as _load_fast
 from lbproxy.http.errors import error_response
 from lbproxy.http.exchange import Exchange
-from lbproxy.http.shared import D_RESPONSE, D_SEND, HAS_BODY, WRITE_HIGH_WATER, not_connected
+from lbproxy.http.shared import (
+    D_RESPONSE,
+    D_SEND,
+    FRAMING_TRAILERS,
+    HAS_BODY,
+    WRITE_HIGH_WATER,
+    not_connected,
+)
 from lbproxy.routing.router import normalise_host
 
 if TYPE_CHECKING:
@@ -216,7 +223,7 @@ class ClientConnection:
             if parsed is None:
                 # A head that never ends must not grow without bound.
                 limit = self.lr.max_header_bytes
-                if n - pos > limit and data.find(b"\n", pos, pos + limit + 1) == -1:
+                if n - pos > limit + 1 and data.find(b"\n", pos, pos + limit + 2) == -1:
                     raise _Reject(414, "request line too long")
                 if n - pos > limit + 4096:
                     raise _Reject(431, "request header block too large")
@@ -249,7 +256,11 @@ class ClientConnection:
             self.on_body(payload)
         if done:
             self.chunks = None
-            self._trailers = chunks.trailers or None
+            trailers = chunks.trailers
+            for name, _ in trailers:
+                if name.lower() in FRAMING_TRAILERS:
+                    raise _Reject(400, "framing or routing field in the request trailers")
+            self._trailers = trailers or None
             return self._end_of_body(data, pos)
         return pos
 
@@ -357,8 +368,10 @@ class ClientConnection:
         lr = self.lr
         self.url = url
         self._trailers = None
-        if len(url) > lr.max_header_bytes:
-            raise _Reject(414, "request target too long")
+        if len(method) + len(url) + 10 > lr.max_header_bytes:
+            # The request line (method SP target SP HTTP/1.x), as measured
+            # below for one that has not ended yet.
+            raise _Reject(414, "request line too long")
         if len(headers) > lr.max_headers:
             raise _Reject(431, f"more than {lr.max_headers} request headers")
         if size > lr.max_header_bytes:
@@ -376,8 +389,16 @@ class ClientConnection:
         http11 = minor == 1
         if http11:
             keep_alive = not flags & CONN_CLOSE
+            if not host:
+                # Before the target is looked at: an absolute-form target does
+                # not stand in for the Host an HTTP/1.1 request must carry.
+                raise _Reject(400, "missing Host header")
         else:
-            keep_alive = bool(flags & CONN_KEEP_ALIVE) and not flags & CONN_CLOSE
+            # Transfer-Encoding in an HTTP/1.0 request: its framing is suspect
+            # by definition, so the connection ends with it (RFC 9112 6.1).
+            keep_alive = (
+                bool(flags & CONN_KEEP_ALIVE) and not flags & CONN_CLOSE and not flags & CHUNKED
+            )
         if not keep_alive:
             self.ended = True
         keep_alive = keep_alive and not self.draining
@@ -413,8 +434,6 @@ class ClientConnection:
                 block = _with_host(block, authority)
                 host = authority
                 url = path
-        if http11 and not host and not status:
-            raise _Reject(400, "missing Host header")
         if not status:
             found = lr.router.match(host, url, method, headers)
             if found is None:
@@ -569,6 +588,7 @@ class ClientConnection:
     def start_tunnel(self, ex: Exchange) -> None:
         self.upgraded = None
         self.tunnel = ex
+        self.resume_reading_for(4)  # bytes held before the 101 are flushed
         if self.queue and self.queue[0] is ex:
             self.queue.popleft()
         self.lr.log_access(self, ex)

@@ -18,6 +18,8 @@ cdef class Exchange:
     cdef public int deadline_kind
     cdef public bint done
     cdef public bint expect_continue
+    cdef public list held
+    cdef public Py_ssize_t held_size
     cdef public bytes host
     cdef public bint http11
     cdef public bint keep_alive

@@ -36,6 +36,7 @@ from lbproxy.http.shared import (
     D_SEND,
     HAS_BODY,
     NO_DEADLINE,
+    NOT_IN_TRAILERS,
 )
 from lbproxy.http.upstream import UpstreamConnection
 
@@ -95,6 +96,14 @@ def _header_lines(headers: list[tuple[bytes, bytes]] | None) -> bytes:
     return b"".join(n + b": " + v + b"\r\n" for n, v in headers)
 
 
+def _trailer_lines(trailers: list[tuple[bytes, bytes]] | None) -> bytes:
+    if not trailers:
+        return b""
+    return b"".join(
+        [n + b": " + v + b"\r\n" for n, v in trailers if n.lower() not in NOT_IN_TRAILERS]
+    )
+
+
 class Exchange:
     __slots__ = (
         "backend",
@@ -111,6 +120,8 @@ class Exchange:
         "deadline_kind",
         "done",
         "expect_continue",
+        "held",
+        "held_size",
         "host",
         "http11",
         "keep_alive",
@@ -183,6 +194,8 @@ class Exchange:
         self.body_in = 0
         self.pending: list[bytes] = []
         self.pending_size = 0
+        self.held: list[bytes] = []  # client bytes after an upgrade request, before the 101
+        self.held_size = 0
         self.replay: list[bytes] | None = []
         self.replay_size = 0
         self.backend: BackendState | None = None
@@ -292,9 +305,20 @@ class Exchange:
         self._send(data)
 
     def send_raw(self, data: bytes) -> None:
-        """Bytes after an upgrade request: passed through untouched."""
-        if not self.done:
+        """Bytes after an upgrade request: passed through untouched once the
+        backend has switched protocols, held until then. A backend that
+        declines the upgrade would read them as HTTP: a request smuggled past
+        the proxy's parser, routing and header rewriting. Declined, they are
+        dropped with the connection."""
+        if self.done:
+            return
+        if self.tunnel:
             self._send(data)
+            return
+        self.held.append(data)
+        self.held_size += len(data)
+        if self.held_size > PENDING_LIMIT:
+            self.client.pause_reading_for(4)
 
     def _send(self, data: bytes) -> None:
         replay = self.replay
@@ -320,7 +344,7 @@ class Exchange:
             return  # no body: complete since its headers
         self.req_done = True
         if self.chunked_in and not self.local_status and not self.done:
-            self._send(b"0\r\n" + _header_lines(trailers) + b"\r\n")
+            self._send(b"0\r\n" + _trailer_lines(trailers) + b"\r\n")
         if self.upstream is not None and not self.resp_started:
             self._arm_response()
 
@@ -399,9 +423,12 @@ class Exchange:
                 close = True
         if self.upgrade and status != 101:
             # The client's parser has stopped at the upgrade request; what it
-            # sends next can't be trusted to be HTTP.
+            # sends next can't be trusted to be HTTP. What it sent already is
+            # dropped (see send_raw).
             close = True
             self.upstream_reusable = False
+            self.held = []
+            self.held_size = 0
         if close:
             extra += b"Connection: close\r\n"
         elif not self.http11:
@@ -426,7 +453,7 @@ class Exchange:
         if self.chunked_out:
             conn = self.upstream
             trailers = conn.trailers if conn is not None else None
-            self.client.write(b"0\r\n" + _header_lines(trailers) + b"\r\n")
+            self.client.write(b"0\r\n" + _trailer_lines(trailers) + b"\r\n")
         self._release_upstream(clean=True)
         self._finish(self.close_after)
 
@@ -438,6 +465,10 @@ class Exchange:
         self.deadline_kind = NO_DEADLINE
         if extra:
             self.client.write(extra)
+        if self.held:
+            self._send(b"".join(self.held))
+            self.held = []
+            self.held_size = 0
         self.client.start_tunnel(self)
 
     def on_upstream_lost(self, conn: UpstreamConnection, exc: Exception | None) -> None:
@@ -591,6 +622,11 @@ class Exchange:
             self.reason = "client too slow reading the response"
             self._release_upstream(clean=False)
             self._finish(True)
+            # A plain close would wait for the buffered response to drain,
+            # which a client that stopped reading never lets happen: the
+            # connection, its descriptor and its max_connections slot would
+            # be held for good. The response is cut short anyway.
+            self.client.abort()
         else:
             self.fail(504, f"backend {self.backend_label()} response timed out")
 

@@ -33,6 +33,30 @@ BODY_FAILED = -4  # the exchange has failed the response
 # header scanner's flags).
 HAS_BODY = 1 << 10
 
+# Fields a trailer section may not carry (RFC 9110 6.5.1): framing, routing,
+# connection control, and what describes the content as a whole. Passed on,
+# they could reframe or reroute the message for whoever reads it next; they
+# are dropped when relayed, and a request whose trailers try to reframe or
+# reroute it (FRAMING_TRAILERS) is refused.
+NOT_IN_TRAILERS = frozenset(
+    (
+        b"content-length",
+        b"transfer-encoding",
+        b"host",
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"expect",
+        b"content-encoding",
+        b"content-type",
+        b"content-range",
+    )
+)
+FRAMING_TRAILERS = frozenset((b"content-length", b"transfer-encoding", b"host"))
+
 # Exchange deadline kinds.
 NO_DEADLINE = 0
 D_CONNECT = 1

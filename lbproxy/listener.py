@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from lbproxy.accesslog import AccessLogger
     from lbproxy.config.model import Listener
     from lbproxy.http.exchange import Exchange
-    from lbproxy.pool import PoolRuntime
+    from lbproxy.http.pool import PoolRuntime
 
 
 class ListenerRuntime:

@@ -1,10 +1,11 @@
 # Compile-time declarations for exchange.py (see upstream.pxd).
 from lbproxy.http.client cimport ClientConnection
+from lbproxy.http.pool cimport BackendState, PoolRuntime
 from lbproxy.http.upstream cimport UpstreamConnection
 
 
 cdef class Exchange:
-    cdef public object backend
+    cdef public BackendState backend
     cdef public bytes block
     cdef public Py_ssize_t body_in
     cdef public bint chunked_in
@@ -28,11 +29,12 @@ cdef class Exchange:
     cdef public bint method_head
     cdef public list pending
     cdef public Py_ssize_t pending_size
-    cdef public object pool
+    cdef public PoolRuntime pool
     cdef public str reason
     cdef public bytes referer
     cdef public object replay
     cdef public Py_ssize_t replay_size
+    cdef public bint replayable
     cdef public bint req_done
     cdef public bint req_empty
     cdef public Py_ssize_t resp_bytes
@@ -41,7 +43,6 @@ cdef class Exchange:
     cdef public int resp_status
     cdef public bint retried
     cdef public object route
-    cdef public bytes start_line
     cdef public double started_at
     cdef public bytes target
     cdef public object tried

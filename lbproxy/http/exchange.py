@@ -43,7 +43,7 @@ from lbproxy.http.upstream import UpstreamConnection
 if TYPE_CHECKING:
     from lbproxy.config.model import Route
     from lbproxy.http.client import ClientConnection
-    from lbproxy.pool import BackendState, PoolRuntime
+    from lbproxy.http.pool import BackendState, PoolRuntime
 
 _headers = _load_fast("headers")
 scan_response = _headers.scan_response
@@ -135,6 +135,7 @@ class Exchange:
         "referer",
         "replay",
         "replay_size",
+        "replayable",
         "req_done",
         "req_empty",
         "resp_bytes",
@@ -143,7 +144,6 @@ class Exchange:
         "resp_status",
         "retried",
         "route",
-        "start_line",
         "started_at",
         "target",
         "tried",
@@ -175,7 +175,6 @@ class Exchange:
         self.method_head = method == b"HEAD"
         self.target = target
         self.host = host
-        self.start_line = method + b" " + target + b" HTTP/1.1\r\n"
         self.block = block
         self.keep_alive = keep_alive
         self.http11 = http11
@@ -192,12 +191,14 @@ class Exchange:
         self.req_empty = self.req_done  # no body at all
         self.continued = False  # the backend sent 100 Continue
         self.body_in = 0
-        self.pending: list[bytes] = []
+        # Lists made only when needed (most requests need none of them).
+        self.pending: list[bytes] | None = None  # body bytes before a connection is ready
         self.pending_size = 0
-        self.held: list[bytes] = []  # client bytes after an upgrade request, before the 101
+        self.held: list[bytes] | None = None  # client bytes after an upgrade request, pre-101
         self.held_size = 0
-        self.replay: list[bytes] | None = []
+        self.replay: list[bytes] | None = None  # the body sent so far, to resend it
         self.replay_size = 0
+        self.replayable = True  # False once the body outgrew REPLAY_LIMIT
         self.backend: BackendState | None = None
         self.upstream: UpstreamConnection | None = None
         self.tried: set[BackendState] | None = None
@@ -273,16 +274,26 @@ class Exchange:
     def _attach(self, conn: UpstreamConnection) -> None:
         conn.reset(self)
         self.upstream = conn
-        head = self.start_line
-        if not self.host:
+        if self.host:
+            head = b"".join((self.method, b" ", self.target, b" HTTP/1.1\r\n", self.block, b"\r\n"))
+        else:
             assert self.backend is not None
-            head += self.backend.host_header
-        head += self.block + b"\r\n"
+            head = b"".join(
+                (
+                    self.method,
+                    b" ",
+                    self.target,
+                    b" HTTP/1.1\r\n",
+                    self.backend.host_header,
+                    self.block,
+                    b"\r\n",
+                )
+            )
         pending = self.pending
         if pending:
             pending.insert(0, head)
             conn.write(b"".join(pending))
-            self.pending = []
+            self.pending = None
             self.pending_size = 0
             self.client.resume_reading_for(4)
         else:
@@ -315,18 +326,22 @@ class Exchange:
         if self.tunnel:
             self._send(data)
             return
+        if self.held is None:
+            self.held = []
         self.held.append(data)
         self.held_size += len(data)
         if self.held_size > PENDING_LIMIT:
             self.client.pause_reading_for(4)
 
     def _send(self, data: bytes) -> None:
-        replay = self.replay
-        if replay is not None:
+        if self.replayable:
             if self.replay_size + len(data) <= REPLAY_LIMIT:
-                replay.append(data)
+                if self.replay is None:
+                    self.replay = []
+                self.replay.append(data)
                 self.replay_size += len(data)
             else:
+                self.replayable = False
                 self.replay = None
         up = self.upstream
         if up is not None:
@@ -334,6 +349,8 @@ class Exchange:
             if self.deadline_kind == D_RESPONSE:
                 self._arm_response()  # a long upload is progress, not a late backend
         else:
+            if self.pending is None:
+                self.pending = []
             self.pending.append(data)
             self.pending_size += len(data)
             if self.pending_size > PENDING_LIMIT:
@@ -427,7 +444,7 @@ class Exchange:
             # dropped (see send_raw).
             close = True
             self.upstream_reusable = False
-            self.held = []
+            self.held = None
             self.held_size = 0
         if close:
             extra += b"Connection: close\r\n"
@@ -437,7 +454,7 @@ class Exchange:
         self.resp_started = True
         self.deadline_kind = NO_DEADLINE if status == 101 else self.deadline_kind
         line = _STATUS_LINES.get((status, reason)) or _status_line(status, reason)
-        client.write(line + block + extra + b"\r\n")
+        client.write(b"".join((line, block, extra, b"\r\n")))
         return framing
 
     def on_response_body(self, data: bytes) -> None:
@@ -467,7 +484,7 @@ class Exchange:
             self.client.write(extra)
         if self.held:
             self._send(b"".join(self.held))
-            self.held = []
+            self.held = None
             self.held_size = 0
         self.client.start_tunnel(self)
 
@@ -482,7 +499,7 @@ class Exchange:
             not self.resp_started
             and not conn.got_bytes
             and conn.served > 0
-            and self.replay is not None
+            and self.replayable
             and not self.retried
             and self.method in IDEMPOTENT
         ):
@@ -491,7 +508,7 @@ class Exchange:
             # the client noticing. Only for idempotent methods: the close may
             # have raced with a request the backend did act on (RFC 9110 9.2.2).
             self.retried = True
-            self.pending = list(self.replay)
+            self.pending = list(self.replay) if self.replay else None
             self.pending_size = self.replay_size
             self._connect()
             return

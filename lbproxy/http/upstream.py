@@ -41,7 +41,7 @@ ChunkedDecoder = _h1.ChunkedDecoder
 if TYPE_CHECKING:
     from lbproxy._fast import h1_py
     from lbproxy.http.exchange import Exchange
-    from lbproxy.pool import BackendState
+    from lbproxy.http.pool import BackendState
 
 
 class UpstreamConnection:

@@ -25,9 +25,9 @@ import lbproxy
 from lbproxy import _fast
 from lbproxy.accesslog import AccessLogger
 from lbproxy.http.client import ClientConnection
+from lbproxy.http.listener import ListenerRuntime
 from lbproxy.http.pool import PoolRuntime
 from lbproxy.http.upstream import UpstreamConnection
-from lbproxy.listener import ListenerRuntime
 
 CONFIG = """
 listeners:

@@ -18,8 +18,8 @@ from typing import Any
 from lbproxy.accesslog import AccessLogger
 from lbproxy.config import ConfigError, load_config
 from lbproxy.config.model import Config
+from lbproxy.http.listener import ListenerRuntime
 from lbproxy.http.pool import PoolRuntime
-from lbproxy.listener import ListenerRuntime
 from lbproxy.samples import SampleBackends
 
 log = logging.getLogger("lbproxy")

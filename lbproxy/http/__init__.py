@@ -1,15 +1,15 @@
 """The data path: client and upstream HTTP/1.1 protocols and what joins them.
 
-``client.py``, ``exchange.py``, ``upstream.py`` and ``pool.py`` are plain Python, and
-``setup.py`` also compiles them with Cython into extension modules of the same
-names: the ``.pxd`` beside each declares its classes as extension types with
+``client.py``, ``exchange.py``, ``upstream.py``, ``pool.py`` and ``listener.py``
+are plain Python, and ``setup.py`` also compiles them with Cython into
+extension modules of the same names: the ``.pxd`` beside each declares its classes as extension types with
 typed attributes and C-level calls between them, which is where the per-request
 time goes (attribute access and method calls, not arithmetic). The ``.py``
 files are thus their own pure-Python twins.
 
 Python's import system would always prefer the extension, so this package
-decides instead, once, for all three together (a compiled exchange expects a
-compiled client, upstream and pool, so they cannot be mixed):
+decides instead, once, for all of them together (a compiled exchange expects a
+compiled client, upstream, pool and listener, so they cannot be mixed):
 
 - ``LBPROXY_NO_EXTENSIONS=1`` forces the sources;
 - an extension older than its source (the ``.py`` was edited since the last
@@ -41,7 +41,7 @@ __all__ = ["DATAPATH_MODULES", "IMPLEMENTATION"]
 # extension types it cimports, which forms a cycle. Starting from client, each
 # module body runs only after the modules it imports names from (upstream,
 # then exchange) have finished.
-DATAPATH_MODULES = ("client", "exchange", "upstream", "pool")
+DATAPATH_MODULES = ("client", "exchange", "upstream", "pool", "listener")
 
 _HERE = Path(__file__).resolve().parent
 _MTIME_SLACK = 2.0  # seconds

@@ -1,5 +1,6 @@
 # Compile-time declarations for client.py (see upstream.pxd).
 from lbproxy.http.exchange cimport Exchange
+from lbproxy.http.listener cimport ListenerRuntime
 
 
 cdef class ClientConnection:
@@ -18,7 +19,7 @@ cdef class ClientConnection:
     cdef public bint draining
     cdef public bint ended
     cdef public object loop
-    cdef public object lr
+    cdef public ListenerRuntime lr
     cdef public int phase
     cdef public object queue
     cdef public bytes rbuf

@@ -39,7 +39,7 @@ from lbproxy.routing.router import normalise_host
 
 if TYPE_CHECKING:
     from lbproxy._fast import h1_py
-    from lbproxy.listener import ListenerRuntime
+    from lbproxy.http.listener import ListenerRuntime
 
 _headers = _load_fast("headers")
 scan_request = _headers.scan_request

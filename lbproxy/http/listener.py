@@ -1,4 +1,8 @@
-"""A listener at run time: its socket server, router, limits and connections."""
+"""A listener at run time: its socket server, router, limits and connections.
+
+Compiled with the rest of the data path (see ``lbproxy/http/__init__.py``):
+the client side reads its limits and timeouts at every request.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,25 @@ if TYPE_CHECKING:
 
 
 class ListenerRuntime:
+    __slots__ = (
+        "_trusted",
+        "access_log",
+        "body_timeout",
+        "config",
+        "connections",
+        "header_timeout",
+        "idle_timeout",
+        "logging",
+        "loop",
+        "max_body_bytes",
+        "max_header_bytes",
+        "max_headers",
+        "name",
+        "proto",
+        "router",
+        "server",
+    )
+
     def __init__(
         self,
         config: Listener,

@@ -129,6 +129,12 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     ap.add_argument("--drip", type=float, default=2.0, help="seconds between attack header lines")
     ap.add_argument("--header-timeout", default="5s", help="lbproxy timeouts.header")
+    ap.add_argument(
+        "--control",
+        action="store_true",
+        help="aim the attack at the nginx backend instead of lbproxy: what the attackers'"
+        " own CPU use (beside wrk on CPU 1) does to the measured latency",
+    )
     ap.add_argument("--output", type=Path, help="Markdown report (default bench/results/...)")
     args = ap.parse_args()
 
@@ -189,8 +195,9 @@ def main() -> int:
 
         report = work / "attack.txt"
         attack_s = args.duration + 20.0
+        target = backend_port if args.control else port
         attacker = multiprocessing.get_context("spawn").Process(
-            target=_attack, args=(port, args.attackers, args.drip, attack_s, str(report))
+            target=_attack, args=(target, args.attackers, args.drip, attack_s, str(report))
         )
         attacker.start()
         deadline = time.monotonic() + 15
@@ -217,7 +224,12 @@ def main() -> int:
         f"lbproxy on CPU 0 (`timeouts.header: {args.header_timeout}`); nginx backend, wrk and"
         f" the attackers on CPU 1. Normal load: {args.rate:.0f} req/s over 50 connections"
         " (wrk + bench/lua/fixed_rate.lua).",
-        f"Attack: {args.attackers} connections, each an incomplete head dripping one header"
+        (
+            "**Control run: the attack went to the nginx backend, not lbproxy.** "
+            if args.control
+            else ""
+        )
+        + f"Attack: {args.attackers} connections, each an incomplete head dripping one header"
         f" line every {args.drip:g}s, reconnecting after each 408. Open during the"
         f" measurement: {held} at its start, {held_after} at its end; {summary}.",
         "",

@@ -2,10 +2,10 @@
 
 ``client.py``, ``exchange.py``, ``upstream.py``, ``pool.py`` and ``listener.py``
 are plain Python, and ``setup.py`` also compiles them with Cython into
-extension modules of the same names: the ``.pxd`` beside each declares its classes as extension types with
-typed attributes and C-level calls between them, which is where the per-request
-time goes (attribute access and method calls, not arithmetic). The ``.py``
-files are thus their own pure-Python twins.
+extension modules of the same names: the ``.pxd`` beside each declares its
+classes as extension types with typed attributes and C-level calls between
+them, which is where the per-request time goes (attribute access and method
+calls, not arithmetic). The ``.py`` files are thus their own pure-Python twins.
 
 Python's import system would always prefer the extension, so this package
 decides instead, once, for all of them together (a compiled exchange expects a

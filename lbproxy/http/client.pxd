@@ -45,3 +45,4 @@ cdef class ClientConnection:
     cpdef void resume_reading_for(self, int bit)
     cpdef void exchange_done(self, Exchange ex, bint close)
     cpdef void _arm_idle(self)
+    cpdef bint check_deadline(self, double now) except -1

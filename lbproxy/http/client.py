@@ -633,18 +633,22 @@ class ClientConnection:
         if self.transport is not None and not self.closed:
             self.transport.abort()
 
-    def check_deadline(self, now: float) -> None:
+    def check_deadline(self, now: float) -> bool:
+        """Act on an expired deadline (this connection's or its head
+        exchange's); True when one expired."""
+        acted = False
         if self.queue:
             head = self.queue[0]
-            if head.deadline_kind:
+            if head.deadline_kind and now >= head.deadline:
                 head.check_deadline(now)
+                acted = True
         kind = self.deadline_kind
         if kind == T_NONE or now < self.deadline or self.closed:
-            return
+            return acted
         if kind == T_BODY and self.read_paused:
             # Not the client's fault: we stopped reading (backpressure).
             self.deadline = now + self.lr.body_timeout
-            return
+            return acted
         self.deadline_kind = T_NONE
         if kind == T_IDLE:
             self._close()
@@ -661,6 +665,7 @@ class ClientConnection:
                 self._close()  # connected but never sent a byte
         elif kind == T_BODY:
             self._reject(408, "timed out reading request body")
+        return True
 
 
 def _with_host(block: bytes, authority: bytes) -> bytes:

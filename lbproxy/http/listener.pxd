@@ -1,4 +1,7 @@
 # Compile-time declarations for listener.py (see upstream.pxd).
+cimport cython
+
+from lbproxy.http.client cimport ClientConnection
 
 
 cdef class ListenerRuntime:
@@ -18,3 +21,6 @@ cdef class ListenerRuntime:
     cdef public bytes proto
     cdef public object router
     cdef public object server
+
+    @cython.locals(conn=ClientConnection, acted=Py_ssize_t, i=Py_ssize_t, n=Py_ssize_t)
+    cpdef void _check_from(self, list conns, Py_ssize_t start, double now)

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from lbproxy.http.pool import PoolRuntime
 
 
+EXPIRE_BATCH = 32
+
+
 class ListenerRuntime:
     __slots__ = (
         "_trusted",
@@ -135,5 +138,22 @@ class ListenerRuntime:
             self.server.close()
 
     def check_deadlines(self, now: float) -> None:
-        for conn in list(self.connections):
-            conn.check_deadline(now)
+        self._check_from(list(self.connections), 0, now)
+
+    def _check_from(self, conns: list[ClientConnection], start: int, now: float) -> None:
+        # At most EXPIRE_BATCH expired deadlines are acted on per event-loop
+        # turn: a crowd of slow clients that connected together expires
+        # together, and answering all of them at once (408s, closes) would
+        # stall every other client for that long. Between batches the loop
+        # serves I/O.
+        acted = 0
+        n = len(conns)
+        i = start
+        while i < n:
+            conn = conns[i]
+            i += 1
+            if conn.check_deadline(now):
+                acted += 1
+                if acted >= EXPIRE_BATCH and i < n:
+                    self.loop.call_soon(self._check_from, conns, i, now)
+                    return

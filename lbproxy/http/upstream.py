@@ -260,6 +260,7 @@ class UpstreamConnection:
         """Start serving ``ex``: expect a response head."""
         self.exchange = ex
         self.trailers = None
+        self.rbuf = b""
         self.in_head = True
         self.got_bytes = False
         self.chunks = None

@@ -1,7 +1,7 @@
 # Declarations shared with any future .pyx that wants to call the balancers at
 # C level (a compiled pool, say) without going through Python attribute lookup.
 cimport cython
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 
 
 cdef class _Base:
@@ -30,3 +30,18 @@ cdef class SmoothWeightedRoundRobin(_Base):
     cdef char *mark
 
     cpdef Py_ssize_t pick(self, object ctx, object accept) except? -2
+
+
+@cython.final
+cdef class First(_Base):
+    cpdef Py_ssize_t pick(self, object ctx, object accept) except? -2
+
+
+@cython.final
+cdef class Random(_Base):
+    cdef uint64_t state
+    cdef char *mark
+
+    cdef inline uint64_t _next(self) noexcept
+    cpdef Py_ssize_t pick(self, object ctx, object accept) except? -2
+    cdef Py_ssize_t _pick(self, object accept) except? -2

@@ -11,9 +11,10 @@ Bounds checking is off: every index that comes from a caller goes through
 """
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memset
 
+import os as _os
 from operator import index as _as_int
 
 # Caps the weight so that ``current`` (int64) cannot overflow for any pool
@@ -42,7 +43,9 @@ cdef void *_alloc(Py_ssize_t count, size_t item_size) except NULL:
 cdef class _Base:
     """Weights and in-flight counts per backend index; shared by all algorithms."""
 
-    def __cinit__(self, weights):
+    def __cinit__(self, weights, *args, **kwargs):
+        # Cython hands a subclass's constructor arguments to every __cinit__
+        # up the chain: the extra ones (Random's seed) are the subclass's.
         cdef list validated = [_validated_weight(w) for w in weights]
         cdef Py_ssize_t i
         self.n = len(validated)
@@ -102,7 +105,7 @@ cdef class RoundRobin(_Base):
 cdef class SmoothWeightedRoundRobin(_Base):
     """nginx's smooth weighted round robin over the accepted backends."""
 
-    def __cinit__(self, weights):
+    def __cinit__(self, weights, *args, **kwargs):
         self.current = <int64_t *>_alloc(self.n, sizeof(int64_t))
         self.mark = <char *>_alloc(self.n, sizeof(char))
 
@@ -151,3 +154,87 @@ cdef class SmoothWeightedRoundRobin(_Base):
         if best >= 0:
             current[best] -= total
         return best
+
+
+cdef class First(_Base):
+    """The first accepted index with a weight, in index (config) order."""
+
+    cpdef Py_ssize_t pick(self, object ctx, object accept) except? -2:
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            if self.weights[i] > 0 and (accept is None or accept(i)):
+                return i
+        return -1
+
+
+cdef uint64_t _seed(object seed) except 0:
+    if seed is None:
+        seed = int.from_bytes(_os.urandom(8), "little")
+    cdef uint64_t s = <uint64_t>(_as_int(seed) & 0xFFFFFFFFFFFFFFFF)
+    return s if s != 0 else 1  # xorshift's state must not be 0
+
+
+cdef class Random(_Base):
+    """Weighted random picks (xorshift64*), reproducible from a seed."""
+
+    def __cinit__(self, weights, seed=None):
+        self.mark = <char *>_alloc(self.n, sizeof(char))
+        self.state = _seed(seed)
+
+    def __dealloc__(self):
+        PyMem_Free(self.mark)
+
+    cdef inline uint64_t _next(self) noexcept:
+        cdef uint64_t x = self.state
+        x ^= x >> 12
+        x ^= x << 25
+        x ^= x >> 27
+        self.state = x
+        return x * <uint64_t>0x2545F4914F6CDD1D
+
+    cpdef Py_ssize_t pick(self, object ctx, object accept) except? -2:
+        cdef uint64_t state = self.state
+        cdef Py_ssize_t i
+        try:
+            i = self._pick(accept)
+        except BaseException:
+            self.state = state
+            raise
+        if i < 0:
+            self.state = state
+        return i
+
+    cdef Py_ssize_t _pick(self, object accept) except? -2:
+        cdef Py_ssize_t n = self.n
+        cdef Py_ssize_t i
+        cdef Py_ssize_t chosen = -1
+        cdef int64_t *weights = self.weights
+        cdef char *mark = self.mark
+        cdef uint64_t total = 0, ok_total = 0, r
+        for i in range(n):
+            total += <uint64_t>weights[i]
+        if total == 0:
+            return -1
+        r = self._next() % total
+        for i in range(n):
+            if r < <uint64_t>weights[i]:
+                chosen = i
+                break
+            r -= <uint64_t>weights[i]
+        if accept is None or accept(chosen):
+            return chosen
+        # Refused: a second draw among the indices accept takes.
+        for i in range(n):
+            mark[i] = 0
+            if weights[i] > 0 and i != chosen and accept(i):
+                mark[i] = 1
+                ok_total += <uint64_t>weights[i]
+        if ok_total == 0:
+            return -1
+        r = self._next() % ok_total
+        for i in range(n):
+            if mark[i]:
+                if r < <uint64_t>weights[i]:
+                    return i
+                r -= <uint64_t>weights[i]
+        return -1  # not reached: r < ok_total

@@ -33,12 +33,26 @@ SmoothWeightedRoundRobin
     weight; every ``current`` carries on, so the change shows from the next
     pick without a restart of the sequence.
 
-Both classes raise IndexError for an index outside 0..n-1, TypeError for a
+First
+    The lowest accepted index with a weight, in config order: a primary and
+    its standbys. Weights other than 0 are ignored.
+
+Random
+    Weighted random: index i with probability w[i] / sum(w). One draw over
+    all the weighted indices; if ``accept`` refuses it, the others are offered
+    once each, in index order, and a second draw is made among those it took.
+    The generator is xorshift64* (Vigna), 64-bit state seeded from
+    ``os.urandom`` unless a ``seed`` is given, so both twins give the same
+    picks from the same seed. A pick that returns -1, or whose ``accept``
+    raises, leaves the generator where it was.
+
+All classes raise IndexError for an index outside 0..n-1, TypeError for a
 weight that is not an int and ValueError for one outside 0..MAX_WEIGHT.
 """
 
 from __future__ import annotations
 
+import os as _os
 from operator import index as _as_int
 from typing import TYPE_CHECKING
 
@@ -164,3 +178,87 @@ class SmoothWeightedRoundRobin(_Base):
         if best >= 0:
             current[best] -= total
         return best
+
+
+class First(_Base):
+    """The first accepted index with a weight, in index (config) order."""
+
+    __slots__ = ()
+
+    def pick(self, ctx: PickContext | None, accept: Accept | None) -> int:
+        weights = self._weights
+        for i in range(self._n):
+            if weights[i] > 0 and (accept is None or accept(i)):
+                return i
+        return -1
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _seed(seed: int | None) -> int:
+    if seed is None:
+        seed = int.from_bytes(_os.urandom(8), "little")
+    return (_as_int(seed) & _MASK64) or 1  # xorshift's state must not be 0
+
+
+class Random(_Base):
+    """Weighted random picks (xorshift64*), reproducible from a seed."""
+
+    __slots__ = ("_mark", "_state")
+
+    def __init__(self, weights: Iterable[int], seed: int | None = None) -> None:
+        super().__init__(weights)
+        self._state = _seed(seed)
+        self._mark = [False] * self._n
+
+    def _next(self) -> int:
+        x = self._state
+        x ^= x >> 12
+        x ^= (x << 25) & _MASK64
+        x ^= x >> 27
+        self._state = x
+        return (x * 0x2545F4914F6CDD1D) & _MASK64
+
+    def pick(self, ctx: PickContext | None, accept: Accept | None) -> int:
+        state = self._state
+        try:
+            i = self._pick(accept)
+        except BaseException:
+            self._state = state
+            raise
+        if i < 0:
+            self._state = state
+        return i
+
+    def _pick(self, accept: Accept | None) -> int:
+        weights = self._weights
+        total = sum(weights)
+        if total == 0:
+            return -1
+        r = self._next() % total
+        chosen = -1
+        for i, w in enumerate(weights):
+            if r < w:
+                chosen = i
+                break
+            r -= w
+        if accept is None or accept(chosen):
+            return chosen
+        # Refused: a second draw among the indices accept takes.
+        mark = self._mark
+        ok_total = 0
+        for i, w in enumerate(weights):
+            mark[i] = False
+            if w > 0 and i != chosen and accept(i):
+                mark[i] = True
+                ok_total += w
+        if ok_total == 0:
+            return -1
+        r = self._next() % ok_total
+        for i, w in enumerate(weights):
+            if mark[i]:
+                if r < w:
+                    return i
+                r -= w
+        return -1  # not reached: r < ok_total

@@ -35,6 +35,8 @@ ALGORITHMS: Mapping[str, BalancerFactory] = MappingProxyType(
     {
         "round_robin": _impl.RoundRobin,
         "weighted_round_robin": _impl.SmoothWeightedRoundRobin,
+        "random": _impl.Random,
+        "first": _impl.First,
     }
 )
 

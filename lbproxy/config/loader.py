@@ -99,15 +99,13 @@ _KEEPALIVE_KEYS = ("max_idle_per_backend", "idle_timeout")
 _BACKEND_KEYS = ("address", "weight", "zone", "backup")
 _ACCESS_LOG_KEYS = ("format", "path")
 
-_BALANCE = ("round_robin", "weighted_round_robin")
+_BALANCE = ("round_robin", "weighted_round_robin", "random", "first")
 _MULTI_WORKER = "more than one worker process is not supported yet in this version of lbproxy"
 _BALANCE_LATER = (
     "least_connections",
     "power_of_two",
     "peak_ewma",
     "consistent_hash",
-    "random",
-    "first",
 )
 _ACCESS_LOG_FORMATS = ("json", "combined", "off")
 

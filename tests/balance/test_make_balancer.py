@@ -7,7 +7,7 @@ from lbproxy.balance import ALGORITHMS, make_balancer
 
 
 def test_known_algorithms() -> None:
-    assert set(ALGORITHMS) == {"round_robin", "weighted_round_robin"}
+    assert set(ALGORITHMS) == {"round_robin", "weighted_round_robin", "random", "first"}
 
 
 @pytest.mark.parametrize(

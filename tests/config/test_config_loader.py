@@ -1006,18 +1006,18 @@ def pool_errors(extra: str) -> list[str]:
     [
         (
             "    balance: rr\n",
-            'pools.web.balance: must be one of round_robin, weighted_round_robin, got "rr" (line'
-            " 10)",
+            "pools.web.balance: must be one of round_robin, weighted_round_robin, random, first,"
+            ' got "rr" (line 10)',
         ),
         (
             "    balance: round_robbin\n",
-            "pools.web.balance: must be one of round_robin, weighted_round_robin, got"
-            ' "round_robbin" (did you mean "round_robin"?) (line 10)',
+            "pools.web.balance: must be one of round_robin, weighted_round_robin, random, first,"
+            ' got "round_robbin" (did you mean "round_robin"?) (line 10)',
         ),
         (
             "    balance: least_conections\n",
-            "pools.web.balance: must be one of round_robin, weighted_round_robin, got"
-            ' "least_conections" (did you mean "least_connections"?) (line 10)',
+            "pools.web.balance: must be one of round_robin, weighted_round_robin, random, first,"
+            ' got "least_conections" (did you mean "least_connections"?) (line 10)',
         ),
         (
             "    timeouts: {connect: 0ms}\n",
@@ -1074,9 +1074,15 @@ def test_pool_errors(extra: str, expected: str) -> None:
     assert pool_errors(extra) == [expected]
 
 
+@pytest.mark.parametrize("algorithm", ["random", "first"])
+def test_balance_random_and_first_are_accepted(algorithm: str) -> None:
+    config = parse_config(MINIMAL + f"    balance: {algorithm}\n")
+    assert config.pools["web"].balance == algorithm
+
+
 @pytest.mark.parametrize(
     "algorithm",
-    ["least_connections", "power_of_two", "peak_ewma", "consistent_hash", "random", "first"],
+    ["least_connections", "power_of_two", "peak_ewma", "consistent_hash"],
 )
 def test_balance_algorithms_not_supported_yet(algorithm: str) -> None:
     assert pool_errors(f"    balance: {algorithm}\n") == [

@@ -76,6 +76,9 @@ def main() -> None:
         ("Random", [3, 2] * 50, None, "100 backends, accept=None"),
         ("Random", [3, 2] * 8, reject_first, "16 backends, 1 rejected"),
         ("First", [1] * 16, reject_first, "16 backends, 1 rejected"),
+        ("PowerOfTwo", [5, 1, 1], None, "3 backends, accept=None"),
+        ("PowerOfTwo", [3, 2] * 50, None, "100 backends, accept=None"),
+        ("PowerOfTwo", [3, 2] * 8, reject_first, "16 backends, 1 rejected"),
     ]
     loop = min(_time_picks(_noop, None, args.picks) for _ in range(args.repeat))
     print(f"{args.picks} picks, best of {args.repeat}; loop floor {loop:.1f} ns/pick")

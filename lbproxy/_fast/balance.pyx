@@ -238,3 +238,90 @@ cdef class Random(_Base):
                     return i
                 r -= <uint64_t>weights[i]
         return -1  # not reached: r < ok_total
+
+
+cdef class PowerOfTwo(_Base):
+    """Two weighted random candidates; the less loaded (per weight) wins."""
+
+    def __cinit__(self, weights, seed=None):
+        self.mark = <char *>_alloc(self.n, sizeof(char))
+        self.state = _seed(seed)
+
+    def __dealloc__(self):
+        PyMem_Free(self.mark)
+
+    cdef inline uint64_t _next(self) noexcept:
+        cdef uint64_t x = self.state
+        x ^= x >> 12
+        x ^= x << 25
+        x ^= x >> 27
+        self.state = x
+        return x * <uint64_t>0x2545F4914F6CDD1D
+
+    cpdef Py_ssize_t pick(self, object ctx, object accept) except? -2:
+        cdef uint64_t state = self.state
+        cdef Py_ssize_t i
+        try:
+            i = self._pick(accept)
+        except BaseException:
+            self.state = state
+            raise
+        if i < 0:
+            self.state = state
+        return i
+
+    cdef Py_ssize_t _draw(self, bint use_mark, uint64_t total, Py_ssize_t skip) noexcept:
+        cdef uint64_t r = self._next() % total
+        cdef Py_ssize_t i
+        cdef int64_t w
+        for i in range(self.n):
+            w = self.weights[i]
+            if w > 0 and i != skip and (not use_mark or self.mark[i]):
+                if r < <uint64_t>w:
+                    return i
+                r -= <uint64_t>w
+        return -1  # not reached: r < total
+
+    cdef inline Py_ssize_t _better(self, Py_ssize_t a, Py_ssize_t b) noexcept:
+        # Fewer in flight per unit of weight; a tie keeps the first drawn.
+        if <int64_t>self.active_count[b] * self.weights[a] < <int64_t>self.active_count[a] * self.weights[b]:
+            return b
+        return a
+
+    cdef Py_ssize_t _pick(self, object accept) except? -2:
+        cdef Py_ssize_t n = self.n
+        cdef Py_ssize_t i, a, b
+        cdef int64_t *weights = self.weights
+        cdef char *mark = self.mark
+        cdef uint64_t total = 0, ok_total = 0, rest
+        cdef bint ok_a, ok_b
+        for i in range(n):
+            total += <uint64_t>weights[i]
+        if total == 0:
+            return -1
+        a = self._draw(False, total, -1)
+        rest = total - <uint64_t>weights[a]
+        b = self._draw(False, rest, a) if rest > 0 else -1
+        if accept is None:
+            return a if b < 0 else self._better(a, b)
+        ok_a = accept(a)
+        ok_b = b >= 0 and accept(b)
+        if ok_a and ok_b:
+            return self._better(a, b)
+        if ok_a:
+            return a
+        if ok_b:
+            return b
+        # Both refused: draw the two choices again among what accept takes.
+        for i in range(n):
+            mark[i] = 0
+            if weights[i] > 0 and i != a and i != b and accept(i):
+                mark[i] = 1
+                ok_total += <uint64_t>weights[i]
+        if ok_total == 0:
+            return -1
+        a = self._draw(True, ok_total, -1)
+        rest = ok_total - <uint64_t>weights[a]
+        if rest == 0:
+            return a
+        return self._better(a, self._draw(True, rest, a))

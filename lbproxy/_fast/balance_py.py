@@ -46,6 +46,17 @@ Random
     picks from the same seed. A pick that returns -1, or whose ``accept``
     raises, leaves the generator where it was.
 
+PowerOfTwo
+    Envoy's least-request with two choices: two different indices drawn at
+    random by weight (as Random draws), and the one with fewer requests in
+    flight relative to its weight wins (``active / weight``, compared by
+    cross-multiplying; a tie goes to the first drawn, itself random, so no
+    index is favoured). ``accept`` is asked about the two candidates; if it
+    refuses both, the other indices are offered once each and the two
+    choices are drawn again among those it took. With one candidate left,
+    that one. The generator and its seeding are Random's, and so is the
+    promise that a pick returning -1 or raising leaves it unchanged.
+
 All classes raise IndexError for an index outside 0..n-1, TypeError for a
 weight that is not an int and ValueError for one outside 0..MAX_WEIGHT.
 """
@@ -262,3 +273,61 @@ class Random(_Base):
                     return i
                 r -= w
         return -1  # not reached: r < ok_total
+
+
+class PowerOfTwo(Random):
+    """Two weighted random candidates; the less loaded (per weight) wins."""
+
+    __slots__ = ()
+
+    def _draw(self, allowed: list[bool] | None, total: int, skip: int) -> int:
+        # A weighted draw over the indices allowed (all weighted ones when
+        # ``allowed`` is None) except ``skip``, whose weights sum to ``total``.
+        weights = self._weights
+        r = self._next() % total
+        for i, w in enumerate(weights):
+            if w > 0 and i != skip and (allowed is None or allowed[i]):
+                if r < w:
+                    return i
+                r -= w
+        return -1  # not reached: r < total
+
+    def _better(self, a: int, b: int) -> int:
+        # Fewer in flight per unit of weight; a tie keeps the first drawn.
+        active = self._active
+        weights = self._weights
+        return b if active[b] * weights[a] < active[a] * weights[b] else a
+
+    def _pick(self, accept: Accept | None) -> int:
+        weights = self._weights
+        total = sum(weights)
+        if total == 0:
+            return -1
+        a = self._draw(None, total, -1)
+        rest = total - weights[a]
+        b = self._draw(None, rest, a) if rest > 0 else -1
+        if accept is None:
+            return a if b < 0 else self._better(a, b)
+        ok_a = accept(a)
+        ok_b = b >= 0 and accept(b)
+        if ok_a and ok_b:
+            return self._better(a, b)
+        if ok_a:
+            return a
+        if ok_b:
+            return b
+        # Both refused: draw the two choices again among what accept takes.
+        mark = self._mark
+        ok_total = 0
+        for i, w in enumerate(weights):
+            mark[i] = False
+            if w > 0 and i != a and i != b and accept(i):
+                mark[i] = True
+                ok_total += w
+        if ok_total == 0:
+            return -1
+        a = self._draw(mark, ok_total, -1)
+        rest = ok_total - weights[a]
+        if rest == 0:
+            return a
+        return self._better(a, self._draw(mark, rest, a))

@@ -37,6 +37,7 @@ ALGORITHMS: Mapping[str, BalancerFactory] = MappingProxyType(
         "weighted_round_robin": _impl.SmoothWeightedRoundRobin,
         "random": _impl.Random,
         "first": _impl.First,
+        "power_of_two": _impl.PowerOfTwo,
     }
 )
 

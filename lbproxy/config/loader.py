@@ -99,11 +99,10 @@ _KEEPALIVE_KEYS = ("max_idle_per_backend", "idle_timeout")
 _BACKEND_KEYS = ("address", "weight", "zone", "backup")
 _ACCESS_LOG_KEYS = ("format", "path")
 
-_BALANCE = ("round_robin", "weighted_round_robin", "random", "first")
+_BALANCE = ("round_robin", "weighted_round_robin", "random", "first", "power_of_two")
 _MULTI_WORKER = "more than one worker process is not supported yet in this version of lbproxy"
 _BALANCE_LATER = (
     "least_connections",
-    "power_of_two",
     "peak_ewma",
     "consistent_hash",
 )

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from lbproxy import _fast
 
-CLASSES = ["RoundRobin", "SmoothWeightedRoundRobin", "First", "Random"]
+CLASSES = ["RoundRobin", "SmoothWeightedRoundRobin", "First", "Random", "PowerOfTwo"]
 
 
 @pytest.fixture
@@ -113,8 +113,9 @@ def scenarios(draw: st.DrawFn) -> tuple[str, list[int], list[Op]]:
 
 
 def run(module: ModuleType, cls: str, weights: list[int], ops: list[Op]) -> list[object]:
-    # Random from the same seed: the twins must then draw the same picks.
-    b = module.Random(weights, seed=2026) if cls == "Random" else getattr(module, cls)(weights)
+    # The random ones from the same seed: the twins must then draw the same picks.
+    factory = getattr(module, cls)
+    b = factory(weights, seed=2026) if cls in ("Random", "PowerOfTwo") else factory(weights)
     log: list[object] = []
     for name, index, arg in ops:
         if name == "pick":

@@ -106,3 +106,45 @@ def test_random_pick_that_finds_nothing_or_raises_changes_nothing(balance: Modul
         a.pick(None, boom)
     # a's generator is where b's is: the same picks follow.
     assert picks(a, 30) == picks(b, 30)
+
+
+# -- power of two choices ---------------------------------------------------------
+
+
+def test_power_of_two_avoids_the_loaded_backend(balance: ModuleType) -> None:
+    b = balance.PowerOfTwo([1, 1, 1, 1], seed=4)
+    for _ in range(50):
+        b.take(0)  # backend 0 is busy
+    counts = Counter(picks(b, 4_000))
+    # 0 wins only when drawn twice, which two different draws never are.
+    assert counts[0] == 0
+    assert min(counts[i] for i in (1, 2, 3)) > 1_000
+
+
+def test_power_of_two_weighs_load_by_weight(balance: ModuleType) -> None:
+    b = balance.PowerOfTwo([3, 1], seed=8)
+    for _ in range(3):
+        b.take(0)
+    b.take(1)
+    # 3 in flight on weight 3 ties with 1 on weight 1: the first drawn wins,
+    # so both are picked, the heavier one more often (it is drawn first more).
+    counts = Counter(picks(b, 4_000))
+    assert counts[0] > counts[1] > 500
+
+
+def test_power_of_two_spreads_by_weight_when_idle(balance: ModuleType) -> None:
+    counts = Counter(picks(balance.PowerOfTwo([1, 1, 1], seed=6), 9_000))
+    for i in range(3):
+        assert abs(counts[i] / 9_000 - 1 / 3) < 0.03
+
+
+def test_power_of_two_honours_accept(balance: ModuleType) -> None:
+    b = balance.PowerOfTwo([1, 1, 1, 1], seed=12)
+    for _ in range(300):
+        log: list[int] = []
+        got = b.pick(None, offering(log, {0, 1, 2}))
+        assert got == 3
+        assert len(log) == len(set(log))
+    assert b.pick(None, lambda i: False) == -1
+    assert balance.PowerOfTwo([0, 2], seed=1).pick(None, None) == 1
+    assert balance.PowerOfTwo([0, 0], seed=1).pick(None, None) == -1

@@ -7,7 +7,13 @@ from lbproxy.balance import ALGORITHMS, make_balancer
 
 
 def test_known_algorithms() -> None:
-    assert set(ALGORITHMS) == {"round_robin", "weighted_round_robin", "random", "first"}
+    assert set(ALGORITHMS) == {
+        "round_robin",
+        "weighted_round_robin",
+        "random",
+        "first",
+        "power_of_two",
+    }
 
 
 @pytest.mark.parametrize(

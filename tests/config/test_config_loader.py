@@ -1007,16 +1007,19 @@ def pool_errors(extra: str) -> list[str]:
         (
             "    balance: rr\n",
             "pools.web.balance: must be one of round_robin, weighted_round_robin, random, first,"
+            " power_of_two,"
             ' got "rr" (line 10)',
         ),
         (
             "    balance: round_robbin\n",
             "pools.web.balance: must be one of round_robin, weighted_round_robin, random, first,"
+            " power_of_two,"
             ' got "round_robbin" (did you mean "round_robin"?) (line 10)',
         ),
         (
             "    balance: least_conections\n",
             "pools.web.balance: must be one of round_robin, weighted_round_robin, random, first,"
+            " power_of_two,"
             ' got "least_conections" (did you mean "least_connections"?) (line 10)',
         ),
         (
@@ -1074,7 +1077,7 @@ def test_pool_errors(extra: str, expected: str) -> None:
     assert pool_errors(extra) == [expected]
 
 
-@pytest.mark.parametrize("algorithm", ["random", "first"])
+@pytest.mark.parametrize("algorithm", ["random", "first", "power_of_two"])
 def test_balance_random_and_first_are_accepted(algorithm: str) -> None:
     config = parse_config(MINIMAL + f"    balance: {algorithm}\n")
     assert config.pools["web"].balance == algorithm
@@ -1082,7 +1085,7 @@ def test_balance_random_and_first_are_accepted(algorithm: str) -> None:
 
 @pytest.mark.parametrize(
     "algorithm",
-    ["least_connections", "power_of_two", "peak_ewma", "consistent_hash"],
+    ["least_connections", "peak_ewma", "consistent_hash"],
 )
 def test_balance_algorithms_not_supported_yet(algorithm: str) -> None:
     assert pool_errors(f"    balance: {algorithm}\n") == [

@@ -37,8 +37,7 @@ cdef class First(_Base):
     cpdef Py_ssize_t pick(self, object ctx, object accept) except? -2
 
 
-@cython.final
-cdef class Random(_Base):
+cdef class _Seeded(_Base):
     cdef uint64_t state
     cdef char *mark
 
@@ -48,12 +47,11 @@ cdef class Random(_Base):
 
 
 @cython.final
-cdef class PowerOfTwo(_Base):
-    cdef uint64_t state
-    cdef char *mark
+cdef class Random(_Seeded):
+    pass
 
-    cdef inline uint64_t _next(self) noexcept
-    cpdef Py_ssize_t pick(self, object ctx, object accept) except? -2
+
+@cython.final
+cdef class PowerOfTwo(_Seeded):
     cdef Py_ssize_t _draw(self, bint use_mark, uint64_t total, Py_ssize_t skip) noexcept
     cdef inline Py_ssize_t _better(self, Py_ssize_t a, Py_ssize_t b) noexcept
-    cdef Py_ssize_t _pick(self, object accept) except? -2

@@ -174,8 +174,9 @@ cdef uint64_t _seed(object seed) except 0:
     return s if s != 0 else 1  # xorshift's state must not be 0
 
 
-cdef class Random(_Base):
-    """Weighted random picks (xorshift64*), reproducible from a seed."""
+cdef class _Seeded(_Base):
+    """The generator and pick wrapper Random and PowerOfTwo share: a pick that
+    returns -1 or raises leaves the generator where it was."""
 
     def __cinit__(self, weights, seed=None):
         self.mark = <char *>_alloc(self.n, sizeof(char))
@@ -203,6 +204,13 @@ cdef class Random(_Base):
         if i < 0:
             self.state = state
         return i
+
+    cdef Py_ssize_t _pick(self, object accept) except? -2:
+        raise NotImplementedError  # each subclass draws its own way
+
+
+cdef class Random(_Seeded):
+    """Weighted random picks (xorshift64*), reproducible from a seed."""
 
     cdef Py_ssize_t _pick(self, object accept) except? -2:
         cdef Py_ssize_t n = self.n
@@ -240,35 +248,8 @@ cdef class Random(_Base):
         return -1  # not reached: r < ok_total
 
 
-cdef class PowerOfTwo(_Base):
+cdef class PowerOfTwo(_Seeded):
     """Two weighted random candidates; the less loaded (per weight) wins."""
-
-    def __cinit__(self, weights, seed=None):
-        self.mark = <char *>_alloc(self.n, sizeof(char))
-        self.state = _seed(seed)
-
-    def __dealloc__(self):
-        PyMem_Free(self.mark)
-
-    cdef inline uint64_t _next(self) noexcept:
-        cdef uint64_t x = self.state
-        x ^= x >> 12
-        x ^= x << 25
-        x ^= x >> 27
-        self.state = x
-        return x * <uint64_t>0x2545F4914F6CDD1D
-
-    cpdef Py_ssize_t pick(self, object ctx, object accept) except? -2:
-        cdef uint64_t state = self.state
-        cdef Py_ssize_t i
-        try:
-            i = self._pick(accept)
-        except BaseException:
-            self.state = state
-            raise
-        if i < 0:
-            self.state = state
-        return i
 
     cdef Py_ssize_t _draw(self, bint use_mark, uint64_t total, Py_ssize_t skip) noexcept:
         cdef uint64_t r = self._next() % total

@@ -213,8 +213,9 @@ def _seed(seed: int | None) -> int:
     return (_as_int(seed) & _MASK64) or 1  # xorshift's state must not be 0
 
 
-class Random(_Base):
-    """Weighted random picks (xorshift64*), reproducible from a seed."""
+class _Seeded(_Base):
+    """The generator and pick wrapper Random and PowerOfTwo share: a pick that
+    returns -1 or raises leaves the generator where it was."""
 
     __slots__ = ("_mark", "_state")
 
@@ -241,6 +242,15 @@ class Random(_Base):
         if i < 0:
             self._state = state
         return i
+
+    def _pick(self, accept: Accept | None) -> int:
+        raise NotImplementedError  # each subclass draws its own way
+
+
+class Random(_Seeded):
+    """Weighted random picks (xorshift64*), reproducible from a seed."""
+
+    __slots__ = ()
 
     def _pick(self, accept: Accept | None) -> int:
         weights = self._weights
@@ -275,7 +285,7 @@ class Random(_Base):
         return -1  # not reached: r < ok_total
 
 
-class PowerOfTwo(Random):
+class PowerOfTwo(_Seeded):
     """Two weighted random candidates; the less loaded (per weight) wins."""
 
     __slots__ = ()

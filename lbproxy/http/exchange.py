@@ -274,21 +274,13 @@ class Exchange:
     def _attach(self, conn: UpstreamConnection) -> None:
         conn.reset(self)
         self.upstream = conn
-        if self.host:
-            head = b"".join((self.method, b" ", self.target, b" HTTP/1.1\r\n", self.block, b"\r\n"))
-        else:
-            assert self.backend is not None
-            head = b"".join(
-                (
-                    self.method,
-                    b" ",
-                    self.target,
-                    b" HTTP/1.1\r\n",
-                    self.backend.host_header,
-                    self.block,
-                    b"\r\n",
-                )
-            )
+        backend = self.backend
+        assert backend is not None
+        # Without a Host from the client (HTTP/1.0), the backend's own.
+        host = b"" if self.host else backend.host_header
+        head = b"".join(
+            (self.method, b" ", self.target, b" HTTP/1.1\r\n", host, self.block, b"\r\n")
+        )
         pending = self.pending
         if pending:
             pending.insert(0, head)

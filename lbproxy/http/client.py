@@ -418,11 +418,12 @@ class ClientConnection:
         reason = ""
         route = None
         pool = None
-        if url[:1] != b"/":
+        if method == b"CONNECT":
+            # Whatever its target looks like: never forwarded, never a tunnel.
+            status, reason = 501, "CONNECT is not supported"
+        elif url[:1] != b"/":
             if url == b"*" and method == b"OPTIONS":
                 pass
-            elif method == b"CONNECT":
-                status, reason = 501, "CONNECT is not supported"
             else:
                 authority, path = _split_absolute(url)
                 if authority is None or not host_is_valid(authority):

@@ -16,8 +16,10 @@ from types import TracebackType
 from typing import Any
 
 from lbproxy.accesslog import AccessLogger
+from lbproxy.balance import WEIGHT_UNIT
 from lbproxy.config import ConfigError, load_config
-from lbproxy.config.model import Config
+from lbproxy.config.loader import MAX_CONFIG_WEIGHT
+from lbproxy.config.model import Config, Pool
 from lbproxy.http.listener import ListenerRuntime
 from lbproxy.http.pool import PoolRuntime
 from lbproxy.samples import SampleBackends
@@ -155,6 +157,9 @@ class Proxy:
             for lr in self._retired:
                 lr.check_deadlines(now)
             self._retired = [lr for lr in self._retired if lr.connections]
+        for pool in self.pools.values():
+            if pool.ramping:
+                pool.tick(now)
         if now - self._last_expire >= 1.0:
             self._last_expire = now
             for pool in self.pools.values():
@@ -184,7 +189,9 @@ class Proxy:
                 access_log = AccessLogger(config.access_log)
             except OSError as err:
                 raise ConfigError([f"access_log.path: cannot open: {err}"]) from err
-        new_pools = {name: PoolRuntime(p) for name, p in config.pools.items()}
+        new_pools = {
+            name: PoolRuntime(p, joining=self._joining(name, p)) for name, p in config.pools.items()
+        }
         old = dict(self.listeners)
         kept: dict[str, ListenerRuntime] = {}
         for lc in config.listeners:
@@ -234,6 +241,15 @@ class Proxy:
         self._tick = _tick_interval(config)
         log.info("config reloaded from %s", config.source)
 
+    def _joining(self, name: str, pool: Pool) -> frozenset[str]:
+        # Backends a reload adds to a pool that was already serving slow-start;
+        # a pool that is new altogether starts all at once, as at startup.
+        old = self.pools.get(name)
+        if old is None:
+            return frozenset()
+        before = {b.label for b in old.backends if b.weight > 0}
+        return frozenset(str(b.address) for b in pool.backends) - before
+
     # -- introspection ------------------------------------------------------------
     def addresses(self) -> dict[str, tuple[str, int]]:
         """Listener name -> (host, port) actually bound (port 0 resolved)."""
@@ -256,6 +272,8 @@ class Proxy:
                         {
                             "address": b.label,
                             "weight": b.weight,
+                            # Below weight x WEIGHT_UNIT while slow start ramps.
+                            "effective_weight": b.effective_weight() / WEIGHT_UNIT,
                             "backup": b.backup,
                             "active_connections": b.active,
                             "idle_connections": len(b.idle.conns),
@@ -271,8 +289,8 @@ class Proxy:
 
     def set_weight(self, pool: str, address: str, weight: int) -> None:
         """Change a backend's weight; takes effect at the next pick."""
-        if weight < 0:
-            raise ValueError("weight must be >= 0")
+        if not 0 <= weight <= MAX_CONFIG_WEIGHT:
+            raise ValueError(f"weight must be between 0 and {MAX_CONFIG_WEIGHT}, got {weight}")
         p = self.pools.get(pool)
         if p is None:
             raise KeyError(f"no pool named {pool!r}")

@@ -38,8 +38,11 @@ async def test_proxy_context_manager_status_and_set_weight() -> None:
             assert [b["address"] for b in backends] == [b.address for b in bs]
             assert sum(b["requests_total"] for b in backends) == 12
             assert backends[1]["weight"] == 3
+            assert backends[1]["effective_weight"] == 3.0
             with pytest.raises(KeyError):
                 proxy.set_weight("nope", bs[0].address, 1)
+            with pytest.raises(ValueError, match="between 0 and 1000"):
+                proxy.set_weight("web", bs[0].address, 1001)
         # Stopped: the port no longer accepts.
         with pytest.raises(OSError):
             await asyncio.open_connection("127.0.0.1", port)

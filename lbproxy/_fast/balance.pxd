@@ -42,6 +42,7 @@ cdef class _Seeded(_Base):
     cdef char *mark
 
     cdef inline uint64_t _next(self) noexcept
+    cdef Py_ssize_t _draw(self, bint use_mark, uint64_t total, Py_ssize_t skip) noexcept
     cpdef Py_ssize_t pick(self, object ctx, object accept) except? -2
     cdef Py_ssize_t _pick(self, object accept) except? -2
 
@@ -53,5 +54,4 @@ cdef class Random(_Seeded):
 
 @cython.final
 cdef class PowerOfTwo(_Seeded):
-    cdef Py_ssize_t _draw(self, bint use_mark, uint64_t total, Py_ssize_t skip) noexcept
     cdef inline Py_ssize_t _better(self, Py_ssize_t a, Py_ssize_t b) noexcept

@@ -4,6 +4,7 @@ from collections.abc import Iterable
 from lbproxy.balance.base import Accept, PickContext
 
 MAX_WEIGHT: int
+WEIGHT_UNIT: int
 
 class _Base:
     def __init__(self, weights: Iterable[int]) -> None: ...

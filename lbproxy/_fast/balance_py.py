@@ -74,6 +74,10 @@ if TYPE_CHECKING:
 
 # Keeps the compiled twin's int64 ``current`` sums far from overflow.
 MAX_WEIGHT = 1_000_000
+# The balancer weight of one configured weight unit: the pool hands balancers
+# ``config weight * WEIGHT_UNIT`` so that slow start can ramp even a weight-1
+# backend in small steps, and config weights (0..1000) reach MAX_WEIGHT at most.
+WEIGHT_UNIT = 1000
 
 
 def _validated_weight(weight: int) -> int:
@@ -214,8 +218,9 @@ def _seed(seed: int | None) -> int:
 
 
 class _Seeded(_Base):
-    """The generator and pick wrapper Random and PowerOfTwo share: a pick that
-    returns -1 or raises leaves the generator where it was."""
+    """The generator, weighted draw and pick wrapper that Random, PowerOfTwo and
+    PeakEwma (``lbproxy._fast.ewma``) share: a pick that returns -1 or raises
+    leaves the generator where it was."""
 
     __slots__ = ("_mark", "_state")
 
@@ -231,6 +236,18 @@ class _Seeded(_Base):
         x ^= x >> 27
         self._state = x
         return (x * 0x2545F4914F6CDD1D) & _MASK64
+
+    def _draw(self, allowed: list[bool] | None, total: int, skip: int) -> int:
+        # A weighted draw over the indices allowed (all weighted ones when
+        # ``allowed`` is None) except ``skip``, whose weights sum to ``total``.
+        weights = self._weights
+        r = self._next() % total
+        for i, w in enumerate(weights):
+            if w > 0 and i != skip and (allowed is None or allowed[i]):
+                if r < w:
+                    return i
+                r -= w
+        return -1  # not reached: r < total
 
     def pick(self, ctx: PickContext | None, accept: Accept | None) -> int:
         state = self._state
@@ -289,18 +306,6 @@ class PowerOfTwo(_Seeded):
     """Two weighted random candidates; the less loaded (per weight) wins."""
 
     __slots__ = ()
-
-    def _draw(self, allowed: list[bool] | None, total: int, skip: int) -> int:
-        # A weighted draw over the indices allowed (all weighted ones when
-        # ``allowed`` is None) except ``skip``, whose weights sum to ``total``.
-        weights = self._weights
-        r = self._next() % total
-        for i, w in enumerate(weights):
-            if w > 0 and i != skip and (allowed is None or allowed[i]):
-                if r < w:
-                    return i
-                r -= w
-        return -1  # not reached: r < total
 
     def _better(self, a: int, b: int) -> int:
         # Fewer in flight per unit of weight; a tie keeps the first drawn.

@@ -1,11 +1,13 @@
 """The balancer interface: what a pool asks when it needs a backend.
 
-A balancer is a pure object over backend *indices* 0..n-1 of one pool. It reads
-no clock and owns no sockets. The pool calls ``pick`` with a context (who is
-asking, with which hash key, which backends were already tried) and an
-``accept`` filter through which the pool rejects backends that are not
-eligible (down, ejected, breaker open, draining, already tried); the balancer
-walks its own candidate order and returns the first accepted index, or -1.
+A balancer is a pure object over backend *indices* 0..n-1 of one pool. It owns
+no sockets, and reads no clock except peak_ewma's, which is injected (tests and
+the simulation in bench/balance_sim.py run it on their own time). The pool
+calls ``pick`` with a context (who is asking, with which hash key, which
+backends were already tried) and an ``accept`` filter through which the pool
+rejects backends that are not eligible (down, ejected, breaker open, draining,
+already tried); the balancer walks its own candidate order and returns the
+first accepted index, or -1.
 
 Accounting follows HAProxy's lbprm callbacks: the pool tells the balancer
 ``take(i)`` when a request starts on backend i and ``drop(i)`` when it ends,
@@ -16,6 +18,7 @@ algorithm rescans the pool per pick.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 Accept = Callable[[int], bool]
@@ -51,4 +54,15 @@ class Balancer(Protocol):
     def set_weight(self, index: int, weight: int) -> None: ...
 
 
-BalancerFactory = Callable[[Sequence[int]], Balancer]  # built from the weights
+@dataclass(frozen=True, slots=True)
+class BalanceOptions:
+    """Settings some algorithms take besides the weights (the pool's config)."""
+
+    names: Sequence[str] = ()  # backend addresses, for consistent_hash placement
+    hash_balance_factor: float = 0.0  # consistent_hash bounded load; 0 = off
+    ewma_half_life: float = 5.0  # peak_ewma, seconds
+    seed: int | None = None  # random, power_of_two, peak_ewma: reproducible draws
+
+
+# Built from the weights (balancer units: config weight x WEIGHT_UNIT) and options.
+BalancerFactory = Callable[[Sequence[int], BalanceOptions], Balancer]

@@ -45,6 +45,7 @@ from lbproxy.config.model import (
     Address,
     Backend,
     Config,
+    HashKey,
     Keepalive,
     Listener,
     ListenerLimits,
@@ -80,11 +81,17 @@ _ROUTE_KEYS = ("match", "pool")
 _ROUTE_LATER = ("geo", "shard", "read_write", "split")
 _ROUTE_TARGETS = ("pool", *_ROUTE_LATER)
 _MATCH_KEYS = ("host", "path_prefix", "methods", "headers")
-_POOL_KEYS = ("balance", "backends", "timeouts", "keepalive")
-_POOL_LATER = (
+_POOL_KEYS = (
+    "balance",
+    "backends",
     "hash_key",
     "hash_balance_factor",
+    "ewma_half_life",
     "slow_start",
+    "timeouts",
+    "keepalive",
+)
+_POOL_LATER = (
     "health_check",
     "outlier_detection",
     "circuit_breaker",
@@ -99,13 +106,27 @@ _KEEPALIVE_KEYS = ("max_idle_per_backend", "idle_timeout")
 _BACKEND_KEYS = ("address", "weight", "zone", "backup")
 _ACCESS_LOG_KEYS = ("format", "path")
 
-_BALANCE = ("round_robin", "weighted_round_robin", "random", "first", "power_of_two")
-_MULTI_WORKER = "more than one worker process is not supported yet in this version of lbproxy"
-_BALANCE_LATER = (
+_BALANCE = (
+    "round_robin",
+    "weighted_round_robin",
     "least_connections",
+    "power_of_two",
     "peak_ewma",
     "consistent_hash",
+    "random",
+    "first",
 )
+# Keys that only one algorithm reads: set for another, they are a mistake.
+_BALANCE_ONLY = {
+    "hash_key": "consistent_hash",
+    "hash_balance_factor": "consistent_hash",
+    "ewma_half_life": "peak_ewma",
+}
+_HASH_SOURCES = ("client_ip", "path")
+_HASH_NAMED = ("header", "cookie", "query")
+# Config weights; the balancers work in WEIGHT_UNIT steps of these.
+MAX_CONFIG_WEIGHT = 1000
+_MULTI_WORKER = "more than one worker process is not supported yet in this version of lbproxy"
 _ACCESS_LOG_FORMATS = ("json", "combined", "off")
 
 # A "later" key set to one of these is the default, so accepting it changes nothing.
@@ -698,18 +719,77 @@ class _Builder:
         backends: tuple[Backend, ...] = ()
         if backends_node is not None:
             backends = self.backends(backends_node, m.at("backends"))
+        balance = self.opt(
+            m,
+            "balance",
+            _DEFAULT_POOL.balance,
+            lambda node, path: self.choice(node, path, _BALANCE),
+        )
+        for key, algorithm in _BALANCE_ONLY.items():
+            given = m.get(key)
+            if given is not None and balance != algorithm:
+                default = "" if m.get("balance") is not None else ", the default"
+                self.fail(
+                    m.at(key),
+                    given,
+                    f"only used with balance: {algorithm} (this pool balances by"
+                    f" {balance}{default})",
+                )
         return Pool(
             name=name,
             backends=backends,
-            balance=self.opt(
+            balance=balance,
+            hash_key=self.opt(m, "hash_key", _DEFAULT_POOL.hash_key, self.hash_key),
+            hash_balance_factor=self.opt(
+                m, "hash_balance_factor", _DEFAULT_POOL.hash_balance_factor, self.balance_factor
+            ),
+            ewma_half_life=self.opt(
+                m, "ewma_half_life", _DEFAULT_POOL.ewma_half_life, self.positive_duration
+            ),
+            slow_start=self.opt(
                 m,
-                "balance",
-                _DEFAULT_POOL.balance,
-                lambda node, path: self.choice(node, path, _BALANCE, _BALANCE_LATER),
+                "slow_start",
+                _DEFAULT_POOL.slow_start,
+                lambda node, path: self.duration(node, path, positive=False),
             ),
             timeouts=self.pool_timeouts(m.get("timeouts"), m.at("timeouts")),
             keepalive=self.keepalive(m.get("keepalive"), m.at("keepalive")),
         )
+
+    def hash_key(self, node: Node, path: str) -> HashKey | None:
+        text = self.text(node, path)
+        if text is None:
+            return None
+        source, colon, name = text.partition(":")
+        if not colon and source in _HASH_SOURCES:
+            return HashKey(source)
+        if colon and source in _HASH_NAMED and name.strip():
+            name = name.strip()
+            if source == "header":
+                if not _TOKEN.fullmatch(name):
+                    self.fail(path, node, f"{_quote(name)} is not a valid header name")
+                    return None
+                name = name.lower()
+            return HashKey(source, name)
+        self.fail(
+            path,
+            node,
+            "must be client_ip, path, header:NAME, cookie:NAME or query:NAME,"
+            f" got {_describe(node)}",
+        )
+        return None
+
+    def balance_factor(self, node: Node, path: str) -> float | None:
+        value = self._number_or_text(node)
+        if isinstance(value, (int, float)) and value >= 1:
+            return float(value)
+        self.fail(
+            path,
+            node,
+            "must be a number of at least 1 (1.25 lets a backend take 25% more than"
+            f" the average), got {_describe(node)}",
+        )
+        return None
 
     def backends(self, node: Node, path: str) -> tuple[Backend, ...]:
         items = self.sequence(node, path)
@@ -749,9 +829,11 @@ class _Builder:
                         m,
                         "weight",
                         _DEFAULT_BACKEND.weight,
-                        # The balancers' ceiling (MAX_WEIGHT): it keeps their
-                        # integer arithmetic far from overflow.
-                        lambda node, path: self.integer(node, path, minimum=1, maximum=1_000_000),
+                        # 0 takes no new requests (a standby switched off);
+                        # times WEIGHT_UNIT the ceiling is the balancers' MAX_WEIGHT.
+                        lambda node, path: self.integer(
+                            node, path, minimum=0, maximum=MAX_CONFIG_WEIGHT
+                        ),
                     ),
                     zone=self.opt(m, "zone", _DEFAULT_BACKEND.zone, self.non_empty_text),
                     backup=self.opt(m, "backup", _DEFAULT_BACKEND.backup, self.boolean),

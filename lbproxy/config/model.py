@@ -81,10 +81,29 @@ class Keepalive:
 
 
 @dataclass(frozen=True, slots=True)
+class HashKey:
+    """Where a request's hash key comes from: ``client_ip``, ``path``, or a
+    named ``header``/``cookie``/``query`` parameter (``name`` lower-cased for
+    headers, as sent for cookies and query parameters)."""
+
+    source: str  # client_ip | path | header | cookie | query
+    name: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.name}" if self.name else self.source
+
+
+@dataclass(frozen=True, slots=True)
 class Pool:
     name: str
     backends: tuple[Backend, ...]
-    balance: str = "round_robin"  # round_robin | weighted_round_robin
+    # round_robin | weighted_round_robin | least_connections | power_of_two |
+    # peak_ewma | consistent_hash | random | first
+    balance: str = "round_robin"
+    hash_key: HashKey = field(default_factory=lambda: HashKey("client_ip"))
+    hash_balance_factor: float = 0.0  # 0: unbounded; else >= 1 (consistent_hash)
+    ewma_half_life: float = 5.0  # seconds (peak_ewma)
+    slow_start: float = 0.0  # seconds; 0 = off
     timeouts: PoolTimeouts = field(default_factory=PoolTimeouts)
     keepalive: Keepalive = field(default_factory=Keepalive)
 

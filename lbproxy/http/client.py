@@ -446,6 +446,8 @@ class ClientConnection:
         ex = Exchange(
             self, method, url, host, keep_alive, http11, block, flags, route, pool, status, reason
         )
+        if pool is not None and pool.key_of is not None:
+            ex.hash_key = pool.key_of(headers, url, self.client_ip)
         if lr.logging:
             # Only an access log wants these; the hot path skips the scan.
             for name, value in headers:

@@ -19,6 +19,7 @@ cdef class Exchange:
     cdef public int deadline_kind
     cdef public bint done
     cdef public bint expect_continue
+    cdef public object hash_key
     cdef public list held
     cdef public Py_ssize_t held_size
     cdef public bytes host
@@ -29,6 +30,7 @@ cdef class Exchange:
     cdef public bint method_head
     cdef public list pending
     cdef public Py_ssize_t pending_size
+    cdef public double picked_at
     cdef public PoolRuntime pool
     cdef public str reason
     cdef public bytes referer

@@ -120,6 +120,7 @@ class Exchange:
         "deadline_kind",
         "done",
         "expect_continue",
+        "hash_key",
         "held",
         "held_size",
         "host",
@@ -130,6 +131,7 @@ class Exchange:
         "method_head",
         "pending",
         "pending_size",
+        "picked_at",
         "pool",
         "reason",
         "referer",
@@ -220,6 +222,8 @@ class Exchange:
         self.referer = b""
         self.upstream_read_paused = False
         self.connect_task: _ConnectTask | None = None
+        self.hash_key: bytes | None = None  # set by the client for hashing pools
+        self.picked_at = 0.0  # when the backend was picked, for latency-aware pools
 
     # -- start ----------------------------------------------------------------
     def begin(self) -> None:
@@ -229,10 +233,12 @@ class Exchange:
             return
         pool = self.pool
         assert pool is not None
-        b = pool.pick(self.tried)
+        b = pool.pick(self.tried, self.hash_key)
         if b is None:
             self.fail(503, "no eligible backend")
             return
+        if pool.observes:
+            self.picked_at = monotonic()
         self.backend = b
         b.active += 1
         b.requests_total += 1
@@ -380,6 +386,9 @@ class Exchange:
         except FramingError as err:
             self.on_upstream_error(f"invalid response from backend: {err}")
             return BODY_FAILED
+        pool = self.pool
+        if pool is not None and pool.observes and self.backend is not None:
+            pool.observe(self.backend, monotonic() - self.picked_at)
         self.resp_status = status
         if minor == 1:
             self.upstream_reusable = not flags & CONN_CLOSE
@@ -561,8 +570,12 @@ class Exchange:
         self._finish(close)
 
     def _count_failure(self) -> None:
-        if self.backend is not None:
-            self.backend.failures_total += 1
+        b = self.backend
+        if b is not None:
+            b.failures_total += 1
+            pool = self.pool
+            if pool is not None and pool.observes and not self.resp_started:
+                pool.observe_failure(b, monotonic() - self.picked_at)
 
     def _release_upstream(self, clean: bool) -> None:
         conn = self.upstream

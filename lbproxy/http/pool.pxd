@@ -15,6 +15,8 @@ cdef class BackendState:
     cdef public str label
     cdef public str pool_name
     cdef public int port
+    cdef public double ramp_since
+    cdef public Py_ssize_t ramp_step
     cdef public Py_ssize_t requests_total
     cdef public object weight
 
@@ -29,13 +31,18 @@ cdef class _Tier:
 
 cdef class PoolRuntime:
     cdef public _Tier _backup
+    cdef public object _ctx
     cdef public _Tier _primary
     cdef public list _primary_backends
     cdef public object _primary_balancer
     cdef public list backends
     cdef public object config
     cdef public double connect_timeout
+    cdef public object key_of
     cdef public str name
+    cdef public bint observes
+    cdef public list ramping
     cdef public double response_timeout
+    cdef public double slow_start
 
-    cpdef BackendState pick(self, object tried=*)
+    cpdef BackendState pick(self, object tried=*, object hash_key=*)

@@ -159,5 +159,5 @@ def test_twins_export_the_same_names(
 
     compiled = compiled_impl("balance")
     pure = _fast.load_pure("balance")
-    assert public(compiled) == public(pure) == {"MAX_WEIGHT", *CLASSES}
+    assert public(compiled) == public(pure) == {"MAX_WEIGHT", "WEIGHT_UNIT", *CLASSES}
     assert compiled.MAX_WEIGHT == pure.MAX_WEIGHT

@@ -12,6 +12,7 @@ from lbproxy.config import (
     Backend,
     Config,
     ConfigError,
+    HashKey,
     Keepalive,
     Listener,
     ListenerLimits,
@@ -354,7 +355,8 @@ pools:
 
 def test_unknown_key_without_a_close_match_lists_the_known_ones() -> None:
     assert error_of(MINIMAL + "      zzz: 1\n".replace("      ", "    ")) == (
-        "pools.web.zzz: unknown key (known keys: balance, backends, timeouts, keepalive) (line 10)"
+        "pools.web.zzz: unknown key (known keys: balance, backends, hash_key,"
+        " hash_balance_factor, ewma_half_life, slow_start, timeouts, keepalive) (line 10)"
     )
 
 
@@ -380,7 +382,7 @@ listeners:
     routes: [{}]
 pools:
   web:
-    balance: least_connections
+    balance: least_connection
     health_check: {path: /}
     backends:
       - {address: "127.0.0.1:9001", weight: -1}
@@ -401,13 +403,14 @@ access_log: {format: xml}
         "listeners[0].routes[1].split: not supported yet in this version of lbproxy (line 9)",
         'listeners[1].name: listener name "public" is already used by listeners[0] (line 10)',
         'listeners[1].routes[0]: has no target (add "pool: NAME") (line 12)',
-        'pools.web.balance: "least_connections" is not supported yet in this version of lbproxy'
-        " (line 15)",
+        "pools.web.balance: must be one of round_robin, weighted_round_robin, least_connections,"
+        ' power_of_two, peak_ewma, consistent_hash, random, first, got "least_connection"'
+        ' (did you mean "least_connections"?) (line 15)',
         "pools.web.health_check: not supported yet in this version of lbproxy (line 16)",
-        "pools.web.backends[0].weight: must be an integer from 1 to 1000000, got -1 (line 18)",
+        "pools.web.backends[0].weight: must be an integer from 0 to 1000, got -1 (line 18)",
         'pools.web.backends[1].address: "127.0.0.1:9001" is already used by'
         " pools.web.backends[0] (line 19)",
-        'pools.web.backends[1].weight: must be an integer from 1 to 1000000, got "3" (line 19)',
+        'pools.web.backends[1].weight: must be an integer from 0 to 1000, got "3" (line 19)',
         'pools.web.backends[2]: must be a mapping, got "127.0.0.1:9004"'
         ' (write {address: "127.0.0.1:9004"}) (line 20)',
         "pools.web.keepalive.idle_timeout: not a duration (like 250ms, 2s, 1m, 1h30m),"
@@ -1006,20 +1009,20 @@ def pool_errors(extra: str) -> list[str]:
     [
         (
             "    balance: rr\n",
-            "pools.web.balance: must be one of round_robin, weighted_round_robin, random, first,"
-            " power_of_two,"
+            "pools.web.balance: must be one of round_robin, weighted_round_robin,"
+            " least_connections, power_of_two, peak_ewma, consistent_hash, random, first,"
             ' got "rr" (line 10)',
         ),
         (
             "    balance: round_robbin\n",
-            "pools.web.balance: must be one of round_robin, weighted_round_robin, random, first,"
-            " power_of_two,"
+            "pools.web.balance: must be one of round_robin, weighted_round_robin,"
+            " least_connections, power_of_two, peak_ewma, consistent_hash, random, first,"
             ' got "round_robbin" (did you mean "round_robin"?) (line 10)',
         ),
         (
             "    balance: least_conections\n",
-            "pools.web.balance: must be one of round_robin, weighted_round_robin, random, first,"
-            " power_of_two,"
+            "pools.web.balance: must be one of round_robin, weighted_round_robin,"
+            " least_connections, power_of_two, peak_ewma, consistent_hash, random, first,"
             ' got "least_conections" (did you mean "least_connections"?) (line 10)',
         ),
         (
@@ -1044,12 +1047,12 @@ def pool_errors(extra: str) -> list[str]:
             " pools.web.backends[0] (line 10)",
         ),
         (
-            "      - {address: '127.0.0.1:9002', weight: 0}\n",
-            "pools.web.backends[1].weight: must be an integer from 1 to 1000000, got 0 (line 10)",
+            "      - {address: '127.0.0.1:9002', weight: 1001}\n",
+            "pools.web.backends[1].weight: must be an integer from 0 to 1000, got 1001 (line 10)",
         ),
         (
             "      - {address: '127.0.0.1:9002', weight: 1.5}\n",
-            "pools.web.backends[1].weight: must be an integer from 1 to 1000000, got 1.5 (line 10)",
+            "pools.web.backends[1].weight: must be an integer from 0 to 1000, got 1.5 (line 10)",
         ),
         (
             "      - {address: '127.0.0.1:9002', backup: 'yes'}\n",
@@ -1077,29 +1080,124 @@ def test_pool_errors(extra: str, expected: str) -> None:
     assert pool_errors(extra) == [expected]
 
 
-@pytest.mark.parametrize("algorithm", ["random", "first", "power_of_two"])
-def test_balance_random_and_first_are_accepted(algorithm: str) -> None:
+@pytest.mark.parametrize(
+    "algorithm",
+    [
+        "round_robin",
+        "weighted_round_robin",
+        "least_connections",
+        "power_of_two",
+        "peak_ewma",
+        "consistent_hash",
+        "random",
+        "first",
+    ],
+)
+def test_every_balance_algorithm_is_accepted(algorithm: str) -> None:
     config = parse_config(MINIMAL + f"    balance: {algorithm}\n")
     assert config.pools["web"].balance == algorithm
 
 
+def test_balancing_settings_are_read() -> None:
+    config = parse_config(
+        MINIMAL
+        + "    balance: consistent_hash\n"
+        + "    hash_key: header:X-User-Id\n"
+        + "    hash_balance_factor: 1.25\n"
+        + "    slow_start: 30s\n"
+    )
+    pool = config.pools["web"]
+    assert pool.hash_key == HashKey("header", "x-user-id")
+    assert str(pool.hash_key) == "header:x-user-id"
+    assert pool.hash_balance_factor == 1.25
+    assert pool.slow_start == 30.0
+    ewma = parse_config(MINIMAL + "    balance: peak_ewma\n    ewma_half_life: 2s\n")
+    assert ewma.pools["web"].ewma_half_life == 2.0
+    defaults = parse_config(MINIMAL).pools["web"]
+    assert (defaults.hash_key, defaults.hash_balance_factor, defaults.slow_start) == (
+        HashKey("client_ip"),
+        0.0,
+        0.0,
+    )
+
+
 @pytest.mark.parametrize(
-    "algorithm",
-    ["least_connections", "peak_ewma", "consistent_hash"],
+    ("text", "expected"),
+    [
+        ("client_ip", HashKey("client_ip")),
+        ("path", HashKey("path")),
+        ("header:X-Tenant", HashKey("header", "x-tenant")),
+        ("cookie:SESSION", HashKey("cookie", "SESSION")),
+        ("query:user", HashKey("query", "user")),
+    ],
 )
-def test_balance_algorithms_not_supported_yet(algorithm: str) -> None:
-    assert pool_errors(f"    balance: {algorithm}\n") == [
-        f'pools.web.balance: "{algorithm}" is not supported yet in this version of lbproxy (line'
-        " 10)"
-    ]
+def test_hash_key_sources(text: str, expected: HashKey) -> None:
+    config = parse_config(MINIMAL + f"    balance: consistent_hash\n    hash_key: '{text}'\n")
+    assert config.pools["web"].hash_key == expected
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            "    balance: consistent_hash\n    hash_key: ip\n",
+            "pools.web.hash_key: must be client_ip, path, header:NAME, cookie:NAME or"
+            ' query:NAME, got "ip" (line 11)',
+        ),
+        (
+            "    balance: consistent_hash\n    hash_key: 'header:'\n",
+            "pools.web.hash_key: must be client_ip, path, header:NAME, cookie:NAME or"
+            ' query:NAME, got "header:" (line 11)',
+        ),
+        (
+            "    balance: consistent_hash\n    hash_key: 'header:a b'\n",
+            'pools.web.hash_key: "a b" is not a valid header name (line 11)',
+        ),
+        (
+            "    balance: consistent_hash\n    hash_balance_factor: 0.9\n",
+            "pools.web.hash_balance_factor: must be a number of at least 1 (1.25 lets a backend"
+            " take 25% more than the average), got 0.9 (line 11)",
+        ),
+        (
+            "    balance: least_connections\n    hash_key: path\n",
+            "pools.web.hash_key: only used with balance: consistent_hash (this pool balances by"
+            " least_connections) (line 11)",
+        ),
+        (
+            "    hash_balance_factor: 2\n",
+            "pools.web.hash_balance_factor: only used with balance: consistent_hash (this pool"
+            " balances by round_robin, the default) (line 10)",
+        ),
+        (
+            "    ewma_half_life: 2s\n",
+            "pools.web.ewma_half_life: only used with balance: peak_ewma (this pool"
+            " balances by round_robin, the default) (line 10)",
+        ),
+        (
+            "    balance: peak_ewma\n    ewma_half_life: 0s\n",
+            'pools.web.ewma_half_life: must be longer than zero, got "0s" (line 11)',
+        ),
+        (
+            "    slow_start: fast\n",
+            "pools.web.slow_start: not a duration (like 250ms, 2s, 1m, 1h30m),"
+            ' got "fast" (line 10)',
+        ),
+    ],
+)
+def test_balancing_setting_errors(extra: str, expected: str) -> None:
+    assert pool_errors(extra) == [expected]
+
+
+def test_weight_zero_is_a_backend_taking_no_new_requests() -> None:
+    config = parse_config(
+        MINIMAL.replace('"127.0.0.1:9001"', '"127.0.0.1:9001"\n        weight: 0')
+    )
+    assert config.pools["web"].backends[0].weight == 0
 
 
 @pytest.mark.parametrize(
     "key",
     [
-        "hash_key",
-        "hash_balance_factor",
-        "slow_start",
         "health_check",
         "outlier_detection",
         "circuit_breaker",

@@ -1,0 +1,20 @@
+# Declarations for C-level callers (a compiled pool) and for ewma.pyx, which
+# shares _Seeded (weights, in-flight counts, generator, weighted draw, the
+# state-restoring pick) with balance.pyx's Random and PowerOfTwo.
+cimport cython
+
+from lbproxy._fast.balance cimport _Seeded
+
+
+@cython.final
+cdef class PeakEwma(_Seeded):
+    cdef double *estimate  # e: peak-EWMA latency, seconds
+    cdef double *stamp     # s: clock reading at the last observation
+    cdef char *answered    # 0 until the first observation
+    cdef double half_life
+    cdef object clock
+
+    cpdef void observe(self, Py_ssize_t index, double seconds)
+    cpdef double ewma(self, Py_ssize_t index) except? -1.0
+    cdef inline double _cost(self, Py_ssize_t i, double t) noexcept
+    cdef Py_ssize_t _better(self, Py_ssize_t a, Py_ssize_t b) except -1

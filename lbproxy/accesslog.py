@@ -58,6 +58,8 @@ class AccessLogger:
                 entry["user_agent"] = ex.user_agent.decode("latin-1")
             if ex.referer:
                 entry["referer"] = ex.referer.decode("latin-1")
+            if ex.attempts > 1:
+                entry["tries"] = ex.attempts  # the client never sees retries; the log does
             if ex.reason:
                 entry["reason"] = ex.reason
             line = json.dumps(entry, separators=(",", ":"))

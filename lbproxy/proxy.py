@@ -92,6 +92,8 @@ class Proxy:
             raise
         self._tick = _tick_interval(cfg)
         self._ticker = loop.call_later(self._tick, self._on_tick)
+        for pool in self.pools.values():
+            pool.start_checks()
         self._started = True
 
     async def __aenter__(self) -> Proxy:
@@ -140,6 +142,7 @@ class Proxy:
                 await lr.server.wait_closed()
         for pool in self.pools.values():
             pool.close_idle()
+            await pool.stop_checks()
         if self.samples is not None:
             await self.samples.stop()
         self.access_log.close()
@@ -158,8 +161,7 @@ class Proxy:
                 lr.check_deadlines(now)
             self._retired = [lr for lr in self._retired if lr.connections]
         for pool in self.pools.values():
-            if pool.ramping:
-                pool.tick(now)
+            pool.tick(now)
         if now - self._last_expire >= 1.0:
             self._last_expire = now
             for pool in self.pools.values():
@@ -233,7 +235,10 @@ class Proxy:
         self.listeners = {lc.name: kept.get(lc.name) or started[lc.name] for lc in config.listeners}
         for pool in self.pools.values():
             pool.close_idle()
+            await pool.stop_checks()
         self.pools = new_pools
+        for pool in new_pools.values():
+            pool.start_checks()
         if access_log is not self.access_log:
             self.access_log.close()
             self.access_log = access_log
@@ -256,6 +261,7 @@ class Proxy:
         return {name: (lr.config.bind.host, lr.bound_port()) for name, lr in self.listeners.items()}
 
     def status(self) -> dict[str, Any]:
+        now = monotonic()
         return {
             "listeners": [
                 {
@@ -268,6 +274,9 @@ class Proxy:
             "pools": {
                 name: {
                     "balance": pool.config.balance,
+                    "panic": pool.panic,
+                    "in_flight": pool.in_flight,
+                    "queued": len(pool.pending),
                     "backends": [
                         {
                             "address": b.label,
@@ -279,6 +288,8 @@ class Proxy:
                             "idle_connections": len(b.idle.conns),
                             "requests_total": b.requests_total,
                             "failures_total": b.failures_total,
+                            "state": pool.state_of(b, now),
+                            "breaker": b.breaker.state(now) if b.breaker is not None else "closed",
                         }
                         for b in pool.backends
                     ],

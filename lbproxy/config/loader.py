@@ -32,6 +32,7 @@ import os
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import TypeVar, cast
 
 import yaml
@@ -44,14 +45,19 @@ from lbproxy.config.model import (
     AccessLog,
     Address,
     Backend,
+    CircuitBreaker,
     Config,
     HashKey,
+    HealthCheck,
     Keepalive,
     Listener,
     ListenerLimits,
     ListenerTimeouts,
+    OutlierDetection,
     Pool,
+    PoolLimits,
     PoolTimeouts,
+    Retries,
     Route,
     RouteMatch,
 )
@@ -88,19 +94,41 @@ _POOL_KEYS = (
     "hash_balance_factor",
     "ewma_half_life",
     "slow_start",
-    "timeouts",
-    "keepalive",
-)
-_POOL_LATER = (
     "health_check",
     "outlier_detection",
     "circuit_breaker",
     "panic_threshold",
     "limits",
     "retries",
-    "sticky",
-    "upstream_tls",
+    "timeouts",
+    "keepalive",
 )
+_POOL_LATER = ("sticky", "upstream_tls")
+_HEALTH_CHECK_KEYS = (
+    "path",
+    "interval",
+    "timeout",
+    "healthy_threshold",
+    "unhealthy_threshold",
+    "expect_status",
+    "expect_body",
+    "host",
+)
+_OUTLIER_KEYS = (
+    "consecutive_failures",
+    "base_ejection_time",
+    "max_ejection_time",
+    "max_ejection_percent",
+)
+_BREAKER_KEYS = (
+    "failure_rate",
+    "minimum_requests",
+    "window",
+    "open_duration",
+    "half_open_requests",
+)
+_POOL_LIMIT_KEYS = ("max_connections", "max_pending", "queue_timeout")
+_RETRY_KEYS = ("attempts", "on", "budget_ratio", "non_idempotent", "per_try_timeout")
 _POOL_TIMEOUT_KEYS = ("connect", "response")
 _KEEPALIVE_KEYS = ("max_idle_per_backend", "idle_timeout")
 _BACKEND_KEYS = ("address", "weight", "zone", "backup")
@@ -128,10 +156,21 @@ _HASH_NAMED = ("header", "cookie", "query")
 MAX_CONFIG_WEIGHT = 1000
 _MULTI_WORKER = "more than one worker process is not supported yet in this version of lbproxy"
 _ACCESS_LOG_FORMATS = ("json", "combined", "off")
+# What a retry may be made for, besides a backend's 5xx status (500..599).
+_RETRY_FAILURES = ("connect_failure", "reset", "timeout")
+_RETRY_ON_RULE = "must be connect_failure, reset, timeout or a status from 500 to 599"
+# A health check passes only if expect_body is in this much of the response body.
+HEALTH_CHECK_BODY_LIMIT = 64 * 1024
+_STATUS_RANGE = re.compile(r"\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?")
+_STATUS_CLASS = re.compile(r"\s*([1-5])xx\s*", re.IGNORECASE)
+_PERCENT = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*%\s*")
+_PLAIN_NUMBER = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*")
+# A request target as lbproxy's parser accepts one: visible ASCII; "#" never goes on the wire.
+_CHECK_PATH = re.compile(r"/[!-\x22\x24-~]*")
 
 # A "later" key set to one of these is the default, so accepting it changes nothing.
 # Only proxy_protocol has a documented off value besides null; for the others
-# (health_check, retries, ...) the eventual default may well be "on".
+# (tls, sticky, ...) no off value is defined yet.
 _LATER_OFF_IS_DEFAULT = frozenset({"proxy_protocol"})
 
 _SAMPLES_POOL = "samples"
@@ -156,6 +195,11 @@ _DEFAULT_BACKEND = Backend(Address("", 0))
 _DEFAULT_POOL = Pool("", ())
 _DEFAULT_POOL_TIMEOUTS = PoolTimeouts()
 _DEFAULT_KEEPALIVE = Keepalive()
+_DEFAULT_HEALTH_CHECK = HealthCheck()
+_DEFAULT_OUTLIER = OutlierDetection()
+_DEFAULT_BREAKER = CircuitBreaker()
+_DEFAULT_POOL_LIMITS = PoolLimits()
+_DEFAULT_RETRIES = Retries()
 _DEFAULT_ACCESS_LOG = AccessLog()
 _NO_ADDRESS = _DEFAULT_BACKEND.address
 
@@ -297,6 +341,17 @@ def _key_path(path: str, key: str) -> str:
     if not path:
         return part.removeprefix(".")
     return path + part
+
+
+def _seconds(value: float) -> str:
+    """A duration for an error message: 2s, 250ms, 5m, 1h."""
+    if value >= 60 and value % 3600 == 0:
+        return f"{value / 3600:g}h"
+    if value >= 60 and value % 60 == 0:
+        return f"{value / 60:g}m"
+    if 0 < value < 1:
+        return f"{value * 1000:g}ms"
+    return f"{value:g}s"
 
 
 def _int_expectation(minimum: int, maximum: int | None) -> str:
@@ -505,7 +560,7 @@ class _Builder:
         return None
 
     def integer(
-        self, node: Node, path: str, *, minimum: int, maximum: int | None = None
+        self, node: Node, path: str, *, minimum: int, maximum: int | None = None, hint: str = ""
     ) -> int | None:
         value: int | None = None
         if isinstance(node, ScalarNode) and node.tag == _INT:
@@ -515,7 +570,7 @@ class _Builder:
                 value = None
         if value is None or value < minimum or (maximum is not None and value > maximum):
             expected = _int_expectation(minimum, maximum)
-            self.fail(path, node, f"must be {expected}, got {_describe(node)}")
+            self.fail(path, node, f"must be {expected}{hint}, got {_describe(node)}")
             return None
         return value
 
@@ -752,6 +807,19 @@ class _Builder:
                 _DEFAULT_POOL.slow_start,
                 lambda node, path: self.duration(node, path, positive=False),
             ),
+            health_check=self.health_check(m.get("health_check"), m.at("health_check")),
+            outlier_detection=self.outlier_detection(
+                m.get("outlier_detection"), m.at("outlier_detection")
+            ),
+            circuit_breaker=self.circuit_breaker(m.get("circuit_breaker"), m.at("circuit_breaker")),
+            panic_threshold=self.opt(
+                m,
+                "panic_threshold",
+                _DEFAULT_POOL.panic_threshold,
+                lambda node, path: self.fraction(node, path, zero=True),
+            ),
+            limits=self.pool_limits(m.get("limits"), m.at("limits")),
+            retries=self.retries(m.get("retries"), m.at("retries")),
             timeouts=self.pool_timeouts(m.get("timeouts"), m.at("timeouts")),
             keepalive=self.keepalive(m.get("keepalive"), m.at("keepalive")),
         )
@@ -874,6 +942,347 @@ class _Builder:
 
     def positive_duration(self, node: Node, path: str) -> float | None:
         return self.duration(node, path, positive=True)
+
+    # -- pool resilience: health checks, outlier detection, breakers, limits, retries
+
+    def section(self, node: Node, path: str, keys: Collection[str], off: str) -> _Map | None:
+        """A feature's mapping; ``true``/``false`` get a hint on how to say what was meant."""
+        if isinstance(node, ScalarNode) and node.tag == _BOOL:
+            hint = off if not _SCALARS.construct_yaml_bool(node) else "write {} for the defaults"
+            self.fail(path, node, f"must be a mapping, got {_describe(node)} ({hint})")
+            return None
+        return self.mapping(node, path, keys)
+
+    def _bounded_int(
+        self, minimum: int, maximum: int | None = None
+    ) -> Callable[[Node, str], int | None]:
+        return lambda node, path: self.integer(node, path, minimum=minimum, maximum=maximum)
+
+    def _in_order(
+        self,
+        m: _Map,
+        low_key: str,
+        low: float,
+        high_key: str,
+        high: float,
+        *,
+        strict: bool,
+        blame_high: bool,
+    ) -> None:
+        """Report ``low`` >= ``high`` (``low > high`` unless ``strict``) on a key the user wrote.
+
+        With both written the error goes on the high key if ``blame_high``, else the low one.
+        """
+        if low < high or (low == high and not strict):
+            return
+        low_node = m.get(low_key)
+        high_node = m.get(high_key)
+        if high_node is not None and (blame_high or low_node is None):
+            relation = "longer than" if strict else "at least"
+            default = "" if low_node is not None else ", the default"
+            self.fail(
+                m.at(high_key),
+                high_node,
+                f"must be {relation} {low_key} ({_seconds(low)}{default}),"
+                f" got {_describe(high_node)}",
+            )
+        elif low_node is not None:
+            relation = "shorter than" if strict else "at most"
+            default = "" if high_node is not None else ", the default"
+            self.fail(
+                m.at(low_key),
+                low_node,
+                f"must be {relation} {high_key} ({_seconds(high)}{default}),"
+                f" got {_describe(low_node)}",
+            )
+
+    def health_check(self, node: Node | None, path: str) -> HealthCheck | None:
+        if node is None:
+            return None
+        m = self.section(node, path, _HEALTH_CHECK_KEYS, "leave it out or write null for none")
+        if m is None:
+            return None
+        d = _DEFAULT_HEALTH_CHECK
+        threshold = self._bounded_int(1, 100)
+        errors = len(self.issues)
+        interval = self.opt(m, "interval", d.interval, self.positive_duration)
+        timeout = self.opt(m, "timeout", d.timeout, self.positive_duration)
+        if len(self.issues) == errors:
+            self._in_order(
+                m, "timeout", timeout, "interval", interval, strict=True, blame_high=False
+            )
+        return HealthCheck(
+            path=self.opt(m, "path", d.path, self.check_path),
+            interval=interval,
+            timeout=timeout,
+            healthy_threshold=self.opt(m, "healthy_threshold", d.healthy_threshold, threshold),
+            unhealthy_threshold=self.opt(
+                m, "unhealthy_threshold", d.unhealthy_threshold, threshold
+            ),
+            expect_status=self.opt(m, "expect_status", d.expect_status, self.expect_status),
+            expect_body=self.opt(m, "expect_body", d.expect_body, self.expect_body),
+            host=self.opt(m, "host", d.host, self.check_host),
+        )
+
+    def check_path(self, node: Node, path: str) -> str | None:
+        text = self.text(node, path)
+        if text is None:
+            return None
+        if not text.startswith("/"):
+            self.fail(path, node, f'must start with "/", got {_describe(node)}')
+            return None
+        if not _CHECK_PATH.fullmatch(text):
+            self.fail(
+                path,
+                node,
+                f'must be a URL path of visible ASCII characters, without spaces or "#",'
+                f" got {_describe(node)}",
+            )
+            return None
+        return text
+
+    def expect_status(self, node: Node, path: str) -> tuple[int, int] | None:
+        text: str | None = None
+        if isinstance(node, ScalarNode) and node.tag in (_STR, _INT):
+            text = str(node.value)
+        match = None if text is None else _STATUS_RANGE.fullmatch(text)
+        if match is not None:
+            low = int(match.group(1))
+            high = low if match.group(2) is None else int(match.group(2))
+            if 100 <= low <= high <= 599:
+                return low, high
+            if 100 <= high < low <= 599:
+                self.fail(
+                    path,
+                    node,
+                    f"must be a range from the lower status to the higher (like"
+                    f' "{high}-{low}"), got {_describe(node)}',
+                )
+                return None
+        hint = ""
+        status_class = None if text is None else _STATUS_CLASS.fullmatch(text)
+        if status_class is not None:
+            hundreds = int(status_class.group(1)) * 100
+            hint = f' (did you mean "{hundreds}-{hundreds + 99}"?)'
+        self.fail(
+            path,
+            node,
+            'must be a status like 200 or a range like "200-399", from 100 to 599,'
+            f" got {_describe(node)}{hint}",
+        )
+        return None
+
+    def expect_body(self, node: Node, path: str) -> str | None:
+        text = self.non_empty_text(node, path)
+        if text is not None and len(text.encode()) > HEALTH_CHECK_BODY_LIMIT:
+            self.fail(
+                path,
+                node,
+                "must be at most 64 KiB (only the first 64 KiB of the body are searched)",
+            )
+            return None
+        return text
+
+    def check_host(self, node: Node, path: str) -> str | None:
+        """A Host header for health checks: a host name or address, optionally with a port."""
+        text = self.non_empty_text(node, path)
+        if text is None:
+            return None
+        has_port = "]:" in text if text.startswith("[") else ":" in text
+        try:
+            parse_address(text if has_port else f"{text}:80")
+        except AddressError:
+            self.fail(
+                path,
+                node,
+                'must be a host name or address with an optional port (like "api.example.com",'
+                f' "api.example.com:8080" or "[::1]:8080"), got {_describe(node)}',
+            )
+            return None
+        return text
+
+    def fraction(self, node: Node, path: str, *, zero: bool) -> float | None:
+        """A share: a number from 0 to 1 or a percentage ("50%"); ``zero`` admits 0."""
+        value: float | None = None
+        raw = self._number_or_text(node)
+        if isinstance(raw, (int, float)):
+            value = float(raw)
+        elif isinstance(raw, str):
+            percent = _PERCENT.fullmatch(raw)
+            plain = _PLAIN_NUMBER.fullmatch(raw)
+            if percent is not None:
+                value = float(Decimal(percent.group(1)) / 100)
+            elif plain is not None:
+                value = float(Decimal(plain.group(1)))
+        if value is not None and (0 < value <= 1 or (zero and value == 0)):
+            return value
+        rule = "from 0 to 1" if zero else "above 0 and at most 1,"
+        hint = ""
+        if isinstance(raw, int) and 1 < raw <= 100:
+            hint = f' (did you mean "{raw}%"?)'
+        self.fail(
+            path,
+            node,
+            f'must be a number {rule} or a percentage like "50%", got {_describe(node)}{hint}',
+        )
+        return None
+
+    def whole_percent(self, node: Node, path: str) -> int | None:
+        """0..100, as an integer or a string like "50%"."""
+        if isinstance(node, ScalarNode) and node.tag == _STR:
+            match = re.fullmatch(r"\s*(\d{1,3})\s*%\s*", str(node.value))
+            if match is not None and int(match.group(1)) <= 100:
+                return int(match.group(1))
+        elif isinstance(node, ScalarNode) and node.tag == _INT:
+            value = self._number_or_text(node)
+            if isinstance(value, int) and 0 <= value <= 100:
+                return value
+        self.fail(
+            path,
+            node,
+            f'must be an integer from 0 to 100 or a percentage like "50%", got {_describe(node)}',
+        )
+        return None
+
+    def outlier_detection(self, node: Node | None, path: str) -> OutlierDetection | None:
+        if node is None:
+            return None
+        m = self.section(node, path, _OUTLIER_KEYS, "leave it out or write null to turn it off")
+        if m is None:
+            return None
+        d = _DEFAULT_OUTLIER
+        errors = len(self.issues)
+        base = self.opt(m, "base_ejection_time", d.base_ejection_time, self.positive_duration)
+        most = self.opt(m, "max_ejection_time", d.max_ejection_time, self.positive_duration)
+        if len(self.issues) == errors:
+            self._in_order(
+                m,
+                "base_ejection_time",
+                base,
+                "max_ejection_time",
+                most,
+                strict=False,
+                blame_high=True,
+            )
+        return OutlierDetection(
+            consecutive_failures=self.opt(
+                m, "consecutive_failures", d.consecutive_failures, self._bounded_int(1, 1000)
+            ),
+            base_ejection_time=base,
+            max_ejection_time=most,
+            max_ejection_percent=self.opt(
+                m, "max_ejection_percent", d.max_ejection_percent, self.whole_percent
+            ),
+        )
+
+    def circuit_breaker(self, node: Node | None, path: str) -> CircuitBreaker | None:
+        if node is None:
+            return None
+        m = self.section(node, path, _BREAKER_KEYS, "leave it out or write null to turn it off")
+        if m is None:
+            return None
+        d = _DEFAULT_BREAKER
+        return CircuitBreaker(
+            failure_rate=self.opt(
+                m,
+                "failure_rate",
+                d.failure_rate,
+                lambda node, path: self.fraction(node, path, zero=False),
+            ),
+            minimum_requests=self.opt(
+                m, "minimum_requests", d.minimum_requests, self._bounded_int(1, 100_000)
+            ),
+            window=self.opt(m, "window", d.window, self.positive_duration),
+            open_duration=self.opt(m, "open_duration", d.open_duration, self.positive_duration),
+            half_open_requests=self.opt(
+                m, "half_open_requests", d.half_open_requests, self._bounded_int(1, 1000)
+            ),
+        )
+
+    def pool_limits(self, node: Node | None, path: str) -> PoolLimits | None:
+        if node is None:
+            return None
+        m = self.section(node, path, _POOL_LIMIT_KEYS, "leave it out or write null for no limits")
+        if m is None:
+            return None
+        d = _DEFAULT_POOL_LIMITS
+        return PoolLimits(
+            max_connections=self.opt(m, "max_connections", d.max_connections, self._bounded_int(1)),
+            max_pending=self.opt(m, "max_pending", d.max_pending, self._bounded_int(0)),
+            queue_timeout=self.opt(m, "queue_timeout", d.queue_timeout, self.positive_duration),
+        )
+
+    def retries(self, node: Node | None, path: str) -> Retries:
+        d = _DEFAULT_RETRIES
+        if node is None:
+            return d
+        m = self.section(node, path, _RETRY_KEYS, "write {attempts: 1} to turn retries off")
+        if m is None:
+            return d
+        return Retries(
+            attempts=self.opt(
+                m,
+                "attempts",
+                d.attempts,
+                lambda node, path: self.integer(
+                    node,
+                    path,
+                    minimum=1,
+                    maximum=10,
+                    hint=" (every try counts, the first included: 1 means no retries)",
+                ),
+            ),
+            on=self.opt(m, "on", d.on, self.retry_on),
+            budget_ratio=self.opt(
+                m,
+                "budget_ratio",
+                d.budget_ratio,
+                lambda node, path: self.fraction(node, path, zero=True),
+            ),
+            non_idempotent=self.opt(m, "non_idempotent", d.non_idempotent, self.boolean),
+            per_try_timeout=self.opt(
+                m, "per_try_timeout", d.per_try_timeout, self.positive_duration
+            ),
+        )
+
+    def retry_on(self, node: Node, path: str) -> tuple[str, ...] | None:
+        items = self.sequence(node, path)
+        if items is None:
+            return None
+        if not items:
+            self.fail(
+                path,
+                node,
+                "must list at least one failure to retry on (write attempts: 1 to turn"
+                " retries off)",
+            )
+            return None
+        reasons: dict[str, str] = {}  # reason -> path of its first mention
+        for index, item in enumerate(items):
+            item_path = f"{path}[{index}]"
+            reason = self.retry_reason(item, item_path)
+            if reason is None:
+                continue
+            if reason in reasons:
+                self.fail(
+                    item_path, item, f"{_quote(reason)} is already listed at {reasons[reason]}"
+                )
+                continue
+            reasons[reason] = item_path
+        return tuple(reasons) if len(reasons) == len(items) else None
+
+    def retry_reason(self, node: Node, path: str) -> str | None:
+        if isinstance(node, ScalarNode) and node.tag in (_STR, _INT):
+            text = str(node.value).strip()
+            if text in _RETRY_FAILURES:
+                return text
+            if text.isascii() and text.isdigit() and 500 <= int(text) <= 599:
+                return str(int(text))
+            hint = "" if text.isdigit() else _did_you_mean(text, _RETRY_FAILURES)
+            self.fail(path, node, f"{_RETRY_ON_RULE}, got {_describe(node)}{hint}")
+            return None
+        self.fail(path, node, f"{_RETRY_ON_RULE}, got {_describe(node)}")
+        return None
 
     # -- listeners ----------------------------------------------------------------
 

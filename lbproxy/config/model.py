@@ -94,6 +94,62 @@ class HashKey:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """Active health checks: one ``GET path`` per backend every ``interval``."""
+
+    path: str = "/healthz"  # starts with "/"; may carry a query string
+    interval: float = 2.0  # seconds
+    timeout: float = 1.0  # seconds; always shorter than interval
+    healthy_threshold: int = 2  # consecutive passes that bring a backend up (1..100)
+    unhealthy_threshold: int = 3  # consecutive failures that take it down (1..100)
+    expect_status: tuple[int, int] = (200, 399)  # inclusive range within 100..599
+    expect_body: str | None = None  # must occur in the first 64 KiB of the body
+    host: str | None = None  # Host header ("name" or "name:port"); None = backend address
+
+
+@dataclass(frozen=True, slots=True)
+class OutlierDetection:
+    """Passive ejection of backends that fail real requests in a row."""
+
+    consecutive_failures: int = 5  # 1..1000
+    base_ejection_time: float = 30.0  # seconds; times the ejection count
+    max_ejection_time: float = 300.0  # seconds; >= base_ejection_time
+    max_ejection_percent: int = 50  # 0..100 of the pool's backends
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBreaker:
+    """Per-backend breaker on the failed share of recent requests."""
+
+    failure_rate: float = 0.5  # fraction in (0, 1]
+    minimum_requests: int = 20  # 1..100000 finished within window before it can open
+    window: float = 10.0  # seconds
+    open_duration: float = 30.0  # seconds
+    half_open_requests: int = 3  # 1..1000
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLimits:
+    """Requests in flight to a pool's backends, and the queue beyond them."""
+
+    max_connections: int = 1000  # >= 1
+    max_pending: int = 100  # >= 0; 0 = no queue
+    queue_timeout: float = 1.0  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Retries:
+    """``attempts`` counts every try, the first included: 1 means no retries."""
+
+    attempts: int = 2  # 1..10
+    # connect_failure | reset | timeout | a backend status "500".."599", as written, no repeats
+    on: tuple[str, ...] = ("connect_failure", "reset", "502", "503", "504")
+    budget_ratio: float = 0.2  # fraction 0..1 of the pool's requests in flight
+    non_idempotent: bool = False
+    per_try_timeout: float | None = None  # seconds; None = timeouts.response
+
+
+@dataclass(frozen=True, slots=True)
 class Pool:
     name: str
     backends: tuple[Backend, ...]
@@ -104,6 +160,12 @@ class Pool:
     hash_balance_factor: float = 0.0  # 0: unbounded; else >= 1 (consistent_hash)
     ewma_half_life: float = 5.0  # seconds (peak_ewma)
     slow_start: float = 0.0  # seconds; 0 = off
+    health_check: HealthCheck | None = None  # None = no active checks
+    outlier_detection: OutlierDetection | None = None  # None = off
+    circuit_breaker: CircuitBreaker | None = None  # None = off
+    panic_threshold: float = 0.5  # fraction 0..1 of primaries eligible; 0 = never panic
+    limits: PoolLimits | None = None  # None = unlimited
+    retries: Retries = field(default_factory=Retries)  # Retries(attempts=1) = off
     timeouts: PoolTimeouts = field(default_factory=PoolTimeouts)
     keepalive: Keepalive = field(default_factory=Keepalive)
 

@@ -278,6 +278,11 @@ class ClientConnection:
         # response (HTTP/1.0 style); otherwise there is nothing to wait for
         # (while lingering, the client's FIN is what the linger waited for).
         if self.queue and self.phase != P_HEADERS and self.phase != P_BODY and not self._eof:
+            if self.queue[0].queued:
+                # Still waiting for a pool slot: a client gone quiet before its
+                # request even started is taken to have left (HAProxy's
+                # abortonclose), so it frees its place in the queue.
+                return None
             self.draining = True  # nothing more will come: close after the answers
             return True
         return None
@@ -446,8 +451,14 @@ class ClientConnection:
         ex = Exchange(
             self, method, url, host, keep_alive, http11, block, flags, route, pool, status, reason
         )
-        if pool is not None and pool.key_of is not None:
-            ex.hash_key = pool.key_of(headers, url, self.client_ip)
+        if pool is not None:
+            if pool.key_of is not None:
+                ex.hash_key = pool.key_of(headers, url, self.client_ip)
+            if not ex.idempotent and pool.retries.attempts > 1:
+                # A client may vouch for a POST (draft-ietf-httpapi-idempotency-key).
+                for name, _ in headers:
+                    if len(name) == 15 and name.lower() == b"idempotency-key":
+                        ex.idempotent = True
         if lr.logging:
             # Only an access log wants these; the hot path skips the scan.
             for name, value in headers:

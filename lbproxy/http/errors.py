@@ -31,8 +31,17 @@ _HEAD_CACHE: dict[tuple[int, bool], bytes] = {
 }
 
 
-def error_response(status: int, close: bool, head_only: bool = False) -> bytes:
-    """The bytes of the proxy's own response with this status."""
+_RETRY_AFTER = b"Retry-After: 1\r\n"
+
+
+def error_response(
+    status: int, close: bool, head_only: bool = False, retry_after: bool = False
+) -> bytes:
+    """The bytes of the proxy's own response with this status; ``retry_after``
+    adds ``Retry-After: 1`` (a full queue: come back in a second)."""
+    if retry_after:
+        full = _build(status, close, _RETRY_AFTER)
+        return full[: full.index(b"\r\n\r\n") + 4] if head_only else full
     cache = _HEAD_CACHE if head_only else _CACHE
     data = cache.get((status, close))
     if data is None:

@@ -5,6 +5,7 @@ from lbproxy.http.upstream cimport UpstreamConnection
 
 
 cdef class Exchange:
+    cdef public Py_ssize_t attempts
     cdef public BackendState backend
     cdef public bytes block
     cdef public Py_ssize_t body_in
@@ -24,6 +25,7 @@ cdef class Exchange:
     cdef public Py_ssize_t held_size
     cdef public bytes host
     cdef public bint http11
+    cdef public bint idempotent
     cdef public bint keep_alive
     cdef public int local_status
     cdef public bytes method
@@ -32,6 +34,7 @@ cdef class Exchange:
     cdef public Py_ssize_t pending_size
     cdef public double picked_at
     cdef public PoolRuntime pool
+    cdef public bint queued
     cdef public str reason
     cdef public bytes referer
     cdef public object replay
@@ -44,6 +47,7 @@ cdef class Exchange:
     cdef public bint resp_started
     cdef public int resp_status
     cdef public bint retried
+    cdef public bint retry_counted
     cdef public object route
     cdef public double started_at
     cdef public bytes target
@@ -56,6 +60,10 @@ cdef class Exchange:
     cdef public bytes user_agent
 
     cpdef void begin(self)
+    cpdef void _start(self)
+    cpdef void _take(self, BackendState b)
+    cpdef void _leave(self, BackendState b)
+    cpdef void _end_accounting(self)
     cpdef void _attach(self, UpstreamConnection conn)
     cpdef void _arm_response(self)
     cpdef void send_body(self, object data)

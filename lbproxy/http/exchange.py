@@ -32,6 +32,7 @@ from lbproxy.http.shared import (
     BODY_UNTIL_CLOSE,
     BODY_UPGRADE,
     D_CONNECT,
+    D_QUEUE,
     D_RESPONSE,
     D_SEND,
     HAS_BODY,
@@ -68,6 +69,13 @@ CLOSING_STATUSES = frozenset((400, 408, 413, 414, 431, 501, 505))
 
 IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 
+
+# What a failed try counts as, for retries.on (docs/config.md, Retries).
+_CONNECT_FAILED = ("connect_failure",)
+_CONNECT_TIMED_OUT = ("connect_failure", "timeout")
+_RESET = ("reset",)
+_INVALID = ("502",)
+_TIMED_OUT = ("timeout", "504")
 
 _STATUS_LINES: dict[tuple[int, bytes], bytes] = {}
 
@@ -106,6 +114,7 @@ def _trailer_lines(trailers: list[tuple[bytes, bytes]] | None) -> bytes:
 
 class Exchange:
     __slots__ = (
+        "attempts",
         "backend",
         "block",
         "body_in",
@@ -125,6 +134,7 @@ class Exchange:
         "held_size",
         "host",
         "http11",
+        "idempotent",
         "keep_alive",
         "local_status",
         "method",
@@ -133,6 +143,7 @@ class Exchange:
         "pending_size",
         "picked_at",
         "pool",
+        "queued",
         "reason",
         "referer",
         "replay",
@@ -145,6 +156,7 @@ class Exchange:
         "resp_started",
         "resp_status",
         "retried",
+        "retry_counted",
         "route",
         "started_at",
         "target",
@@ -224,6 +236,12 @@ class Exchange:
         self.connect_task: _ConnectTask | None = None
         self.hash_key: bytes | None = None  # set by the client for hashing pools
         self.picked_at = 0.0  # when the backend was picked, for latency-aware pools
+        self.attempts = 0  # tries on backends so far (retries.attempts bounds it)
+        self.retry_counted = False  # holds a slot of the pool's retry budget
+        self.queued = False  # waiting in the pool's queue for a max_connections slot
+        # Safe to send twice (RFC 9110 9.2.2), or marked so by the client; the
+        # client sets it for an Idempotency-Key on other methods.
+        self.idempotent = method in IDEMPOTENT
 
     # -- start ----------------------------------------------------------------
     def begin(self) -> None:
@@ -233,21 +251,113 @@ class Exchange:
             return
         pool = self.pool
         assert pool is not None
+        if pool.max_in_flight and pool.in_flight >= pool.max_in_flight:
+            # limits.max_connections reached: wait in the pool's FIFO queue.
+            if len(pool.pending) >= pool.max_pending:
+                self.fail(503, "pool at max_connections and its queue is full", retry_after=True)
+                return
+            pool.pending.append(self)
+            self.queued = True
+            self.deadline = monotonic() + pool.queue_timeout
+            self.deadline_kind = D_QUEUE
+            return
+        self._start()
+
+    def _start(self) -> None:
+        pool = self.pool
+        assert pool is not None
         b = pool.pick(self.tried, self.hash_key)
         if b is None:
             self.fail(503, "no eligible backend")
             return
-        if pool.observes:
-            self.picked_at = monotonic()
-        self.backend = b
-        b.active += 1
-        b.requests_total += 1
-        b.balancer_take()
+        self._take(b)
         conn = b.idle.get()
         if conn is not None:
             self._attach(conn)
         else:
             self._connect()
+
+    def _take(self, b: BackendState) -> None:
+        pool = self.pool
+        assert pool is not None
+        if pool.observes:
+            self.picked_at = monotonic()
+        self.backend = b
+        self.attempts += 1
+        b.active += 1
+        b.requests_total += 1
+        b.balancer_take()
+        pool.in_flight += 1
+
+    def _leave(self, b: BackendState) -> None:
+        """This exchange no longer holds a request on ``b``."""
+        b.active -= 1
+        b.balancer_drop()
+        pool = self.pool
+        assert pool is not None
+        pool.in_flight -= 1
+        if pool.pending:
+            _wake_queue(pool)
+
+    def _retry(self, kinds: tuple[str, ...], sent: bool) -> bool:
+        """After a failed try: start another on a different backend if the
+        pool's retry policy allows it (see docs/config.md, Retries)."""
+        pool = self.pool
+        b = self.backend
+        assert pool is not None and b is not None
+        policy = pool.retries
+        if self.done or self.resp_started or self.attempts >= policy.attempts:
+            return False
+        if not any(k in policy.on for k in kinds):
+            return False
+        if sent and (
+            not self.replayable or self.upgrade or not (self.idempotent or policy.non_idempotent)
+        ):
+            return False
+        if sent and not self.retry_counted and not pool.budget.allow(pool.in_flight):
+            # The budget guards the backends against doing work twice; a try
+            # that never reached one cost them nothing, so it is not counted.
+            return False
+        tried = self.tried
+        if tried is None:
+            tried = self.tried = set()
+        tried.add(b)
+        # Only to a backend not tried yet for this request (nginx's "next
+        # upstream"): the same one again would double the load on a backend
+        # that is failing.
+        nb = pool.pick(tried, self.hash_key)
+        if nb is None:
+            return False
+        self._release_upstream(clean=False)
+        self.connecting = False
+        if self.connect_task is not None:
+            self.connect_task.cancel()
+            self.connect_task = None
+        if sent and not self.retry_counted:
+            self.retry_counted = True
+            pool.budget.start()
+        if sent:
+            # The body sent so far goes again, then the rest as it arrives.
+            self.pending = list(self.replay) if self.replay else None
+            self.pending_size = self.replay_size
+        self.continued = False
+        self.upstream_reusable = False
+        self._take(nb)
+        self._leave(b)  # after taking the new slot: a queued request can't slip in between
+        conn = nb.idle.get()
+        if conn is not None:
+            self._attach(conn)
+        else:
+            self._connect()
+        return True
+
+    def _try_failed(self, kinds: tuple[str, ...], sent: bool, status: int, reason: str) -> None:
+        """A try ended without a usable response: count it, retry or fail."""
+        self._count_failure()
+        if self._retry(kinds, sent):
+            self.reason = "retried after: " + reason  # for the access log
+        else:
+            self.fail(status, reason, counted=True)
 
     def _connect(self) -> None:
         b = self.backend
@@ -273,7 +383,8 @@ class Exchange:
             return
         exc = task.exception()
         if exc is not None:
-            self.fail(502, f"connect to {self.backend_label()} failed: {exc}")
+            msg = f"connect to {self.backend_label()} failed: {exc}"
+            self._try_failed(_CONNECT_FAILED, False, 502, msg)
             return
         self._attach(cast(UpstreamConnection, task.result()[1]))
 
@@ -301,7 +412,9 @@ class Exchange:
     def _arm_response(self) -> None:
         pool = self.pool
         assert pool is not None
-        self.deadline = monotonic() + pool.response_timeout
+        # Until the response head, a try has retries.per_try_timeout at most.
+        timeout = pool.response_timeout if self.resp_started else pool.try_timeout
+        self.deadline = monotonic() + timeout
         self.deadline_kind = D_RESPONSE
 
     # -- request body from the client -------------------------------------------
@@ -387,8 +500,17 @@ class Exchange:
             self.on_upstream_error(f"invalid response from backend: {err}")
             return BODY_FAILED
         pool = self.pool
-        if pool is not None and pool.observes and self.backend is not None:
-            pool.observe(self.backend, monotonic() - self.picked_at)
+        b = self.backend
+        if pool is not None and b is not None:
+            if pool.observes:
+                pool.observe(b, monotonic() - self.picked_at)
+            if pool.reports:
+                pool.report(b, status < 500, monotonic())
+            if status in pool.retry_statuses and self._retry((str(status),), True):
+                # This answer goes nowhere: the next backend's will.
+                b.failures_total += 1
+                self.reason = f"retried after: {b.label} answered {status}"
+                return BODY_FAILED
         self.resp_status = status
         if minor == 1:
             self.upstream_reusable = not flags & CONN_CLOSE
@@ -515,7 +637,8 @@ class Exchange:
             return
         if not self.resp_started:
             why = "reset" if exc is not None else "closed"
-            self.fail(502, f"backend {self.backend_label()} {why} the connection before responding")
+            msg = f"backend {self.backend_label()} {why} the connection before responding"
+            self._try_failed(_RESET, True, 502, msg)
         elif not self.resp_framed:
             self.on_response_complete()  # close-delimited body: EOF is its end
         else:
@@ -528,34 +651,36 @@ class Exchange:
             return
         self._release_upstream(clean=False)
         if not self.resp_started:
-            self.fail(502, reason)
+            self._try_failed(_INVALID, True, 502, reason)
         else:
             self.reason = reason
             self._count_failure()
             self._finish(True)
 
     # -- ending -----------------------------------------------------------------
-    def fail(self, status: int, reason: str) -> None:
+    def fail(
+        self, status: int, reason: str, counted: bool = False, retry_after: bool = False
+    ) -> None:
         """End with the proxy's own error response (or a close, if too late)."""
         if self.done:
             return
         self.reason = reason
         self._release_upstream(clean=False)
-        if status >= 502:
+        if status >= 502 and not counted:
             self._count_failure()
         if self.resp_started:
             self._finish(True)
             return
         # The request's body is unread or half-sent: what follows on the
         # connection cannot be told apart from a next request.
-        self._answer(status, close=not self.req_done)
+        self._answer(status, close=not self.req_done, retry_after=retry_after)
 
     def _respond_local(self) -> None:
         # A local answer leaves the client's body to the parser, which reads
         # and drops it; only a client waiting on 100-continue is ambiguous.
         self._answer(self.local_status, close=not self.req_done and self.expect_continue)
 
-    def _answer(self, status: int, close: bool) -> None:
+    def _answer(self, status: int, close: bool, retry_after: bool = False) -> None:
         """Write the proxy's own response and end the exchange."""
         close = (
             close
@@ -566,7 +691,7 @@ class Exchange:
         )
         self.resp_status = status
         self.resp_started = True
-        self.client.write(error_response(status, close, self.method_head))
+        self.client.write(error_response(status, close, self.method_head, retry_after))
         self._finish(close)
 
     def _count_failure(self) -> None:
@@ -574,8 +699,11 @@ class Exchange:
         if b is not None:
             b.failures_total += 1
             pool = self.pool
-            if pool is not None and pool.observes and not self.resp_started:
-                pool.observe_failure(b, monotonic() - self.picked_at)
+            if pool is not None and not self.resp_started:
+                if pool.observes:
+                    pool.observe_failure(b, monotonic() - self.picked_at)
+                if pool.reports:
+                    pool.report(b, False, monotonic())
 
     def _release_upstream(self, clean: bool) -> None:
         conn = self.upstream
@@ -603,10 +731,7 @@ class Exchange:
         self.deadline_kind = NO_DEADLINE
         if self.upstream is not None:
             self._release_upstream(clean=False)
-        b = self.backend
-        if b is not None:
-            b.active -= 1
-            b.balancer_drop()
+        self._end_accounting()
         self.client.exchange_done(self, close)
 
     def on_client_lost(self) -> None:
@@ -623,12 +748,28 @@ class Exchange:
             self.upstream = None
             conn.exchange = None
             conn.abort()
-        b = self.backend
-        if b is not None:
-            b.active -= 1
-            b.balancer_drop()
+        if self.queued:
+            self.queued = False
+            pool = self.pool
+            assert pool is not None
+            pool.pending.remove(self)
+        elif self.backend is not None and not self.resp_started:
+            pool = self.pool
+            assert pool is not None
+            pool.release(self.backend, monotonic())  # a breaker trial without an outcome
+        self._end_accounting()
         if not self.reason:
             self.reason = "client closed the connection"
+
+    def _end_accounting(self) -> None:
+        b = self.backend
+        if b is not None:
+            self._leave(b)
+        if self.retry_counted:
+            self.retry_counted = False
+            pool = self.pool
+            assert pool is not None
+            pool.budget.finish()
 
     def check_deadline(self, now: float) -> None:
         if self.deadline_kind == NO_DEADLINE or now < self.deadline:
@@ -639,7 +780,14 @@ class Exchange:
             self.connecting = False
             if self.connect_task is not None:
                 self.connect_task.cancel()
-            self.fail(504, f"connect to {self.backend_label()} timed out")
+            msg = f"connect to {self.backend_label()} timed out"
+            self._try_failed(_CONNECT_TIMED_OUT, False, 504, msg)
+        elif kind == D_QUEUE:
+            self.queued = False
+            pool = self.pool
+            assert pool is not None
+            pool.pending.remove(self)
+            self.fail(503, "timed out waiting for a max_connections slot", retry_after=True)
         elif kind == D_SEND:
             self.reason = "client too slow reading the response"
             self._release_upstream(clean=False)
@@ -649,8 +797,21 @@ class Exchange:
             # connection, its descriptor and its max_connections slot would
             # be held for good. The response is cut short anyway.
             self.client.abort()
-        else:
+        elif self.resp_started:
             self.fail(504, f"backend {self.backend_label()} response timed out")
+        else:
+            msg = f"backend {self.backend_label()} response timed out"
+            self._try_failed(_TIMED_OUT, True, 504, msg)
 
     def backend_label(self) -> str:
         return self.backend.label if self.backend is not None else "-"
+
+
+def _wake_queue(pool: PoolRuntime) -> None:
+    """Start queued exchanges while the pool has free slots, oldest first."""
+    pending = pool.pending
+    while pending and pool.in_flight < pool.max_in_flight:
+        ex = cast(Exchange, pending.popleft())
+        ex.queued = False
+        ex.deadline_kind = NO_DEADLINE
+        ex._start()

@@ -9,6 +9,17 @@ draining) join the same ``accept`` filter rather than changing the balancers.
 Backup backends form their own tier: they are picked only when the primary
 tier has no eligible backend at all (weight 0 or refused by the filter).
 
+Eligibility. A backend takes new requests while it is *eligible*: its active
+health checks pass (``Hysteresis`` over probe results), outlier detection has
+not ejected it, and its circuit breaker is not open. An ineligible backend's
+balancer weight is set to 0, so the balancers skip it with no per-pick
+filter; ``recompute`` re-derives every flag after any change. Only while some
+breaker is half-open (its trial requests are counted) or a request has tried
+backends already does a pick go through the ``accept`` filter. When the share
+of eligible primaries falls below ``panic_threshold`` (and no backup can
+take over) the pool *panics*: it uses every primary with weight above 0
+rather than pile all traffic onto the few left (Envoy's panic routing).
+
 Weights. The config says 0..1000; balancers get ``weight * WEIGHT_UNIT``, the
 finer unit slow start needs: a backend that joins (a reload adds it, or its
 weight goes from 0 back up) starts at 10% of its weight and ramps linearly to
@@ -18,14 +29,23 @@ consistent-hash ring, so not one per tick). ``tick(now)`` advances the ramps.
 
 from __future__ import annotations
 
+import logging
+from collections import deque
 from collections.abc import Callable
 from time import monotonic
+from typing import TYPE_CHECKING
 
 from lbproxy.balance import WEIGHT_UNIT, BalanceOptions, make_balancer
 from lbproxy.balance.base import Balancer, PickContext
 from lbproxy.balance.keys import Headers, key_extractor
 from lbproxy.config.model import Backend, Pool
 from lbproxy.http.upstream import IdlePool, UpstreamConnection
+from lbproxy.resilience import CircuitBreaker, Hysteresis, OutlierDetector, RetryBudget
+
+if TYPE_CHECKING:
+    from lbproxy.health import HealthChecker, ProbeResult
+
+log = logging.getLogger("lbproxy")
 
 RAMP_FLOOR = 0.1  # share of its weight a slow-starting backend begins with
 RAMP_STEPS = 50  # the ramp moves in 1/RAMP_STEPS of the full weight
@@ -38,20 +58,25 @@ class BackendState:
         "active",
         "address",
         "backup",
+        "breaker",
+        "eligible",
         "failures_total",
+        "health",
         "host",
         "host_header",
         "idle",
+        "index",
         "label",
         "pool_name",
         "port",
         "ramp_since",
         "ramp_step",
         "requests_total",
+        "usable",
         "weight",
     )
 
-    def __init__(self, pool: Pool, cfg: Backend) -> None:
+    def __init__(self, pool: Pool, cfg: Backend, index: int = 0) -> None:
         self.pool_name = pool.name
         self.address = cfg.address
         self.host = cfg.address.host
@@ -69,6 +94,26 @@ class BackendState:
         self._slot = -1
         self.ramp_since = -1.0  # monotonic start of a slow-start ramp; -1: none
         self.ramp_step = RAMP_STEPS  # current ramp step, RAMP_STEPS = full weight
+        self.index = index  # position in the pool's backends (outlier detection's index)
+        hc = pool.health_check
+        # Backends start up, as HAProxy's do: a check must fail to take one out.
+        self.health: Hysteresis | None = (
+            Hysteresis(hc.healthy_threshold, hc.unhealthy_threshold) if hc is not None else None
+        )
+        cb = pool.circuit_breaker
+        self.breaker: CircuitBreaker | None = (
+            CircuitBreaker(
+                cb.failure_rate,
+                cb.minimum_requests,
+                cb.window,
+                cb.open_duration,
+                cb.half_open_requests,
+            )
+            if cb is not None
+            else None
+        )
+        self.eligible = True  # healthy, not ejected, breaker not open
+        self.usable = True  # eligible, or the pool is in panic
 
     def forget(self, conn: UpstreamConnection) -> None:
         self.idle.remove(conn)
@@ -84,8 +129,16 @@ class BackendState:
             self._balancer.drop(self._slot)
 
     def effective_weight(self) -> int:
-        """The weight the balancer sees, in its units (slow start applied)."""
+        """The weight the balancer sees, in its units (slow start applied;
+        0 while the backend may not take new requests)."""
+        if not self.usable:
+            return 0
         return self.weight * WEIGHT_UNIT * self.ramp_step // RAMP_STEPS
+
+    def admit(self, now: float) -> bool:
+        """The breaker's say for one new request (takes a half-open trial slot)."""
+        breaker = self.breaker
+        return breaker is None or breaker.allow(now)
 
     def apply_weight(self) -> None:
         if self._balancer is not None:
@@ -114,12 +167,22 @@ class _Tier:
             b._balancer = self.balancer
             b._slot = i
 
-    def pick(self, tried: set[BackendState] | None, ctx: PickContext | None) -> BackendState | None:
+    def pick(
+        self, tried: set[BackendState] | None, ctx: PickContext | None, trials: bool
+    ) -> BackendState | None:
+        """``trials``: some breaker is half-open, so ask each candidate's."""
         if not self.backends:
             return None
         backends = self.backends
         accept: Callable[[int], bool] | None = None
-        if tried:
+        if trials:
+            now = monotonic()
+
+            def accept(i: int) -> bool:
+                b = backends[i]
+                return (not tried or b not in tried) and b.admit(now)
+
+        elif tried:
 
             def accept(i: int) -> bool:
                 return backends[i] not in tried
@@ -135,18 +198,33 @@ class PoolRuntime:
     __slots__ = (
         "_backup",
         "_ctx",
+        "_open_breakers",
         "_primary",
         "_primary_backends",
         "_primary_balancer",
         "backends",
+        "budget",
+        "checker",
         "config",
         "connect_timeout",
+        "in_flight",
         "key_of",
+        "max_in_flight",
+        "max_pending",
         "name",
         "observes",
+        "outlier",
+        "panic",
+        "pending",
+        "queue_timeout",
         "ramping",
+        "reports",
         "response_timeout",
+        "retries",
+        "retry_statuses",
         "slow_start",
+        "trials",
+        "try_timeout",
     )
 
     def __init__(self, cfg: Pool, joining: frozenset[str] = frozenset()) -> None:
@@ -156,7 +234,7 @@ class PoolRuntime:
         self.connect_timeout = cfg.timeouts.connect
         self.response_timeout = cfg.timeouts.response
         self.slow_start = cfg.slow_start
-        self.backends = [BackendState(cfg, b) for b in cfg.backends]
+        self.backends = [BackendState(cfg, b, i) for i, b in enumerate(cfg.backends)]
         self.ramping: list[BackendState] = []
         if self.slow_start > 0 and joining:
             now = monotonic()
@@ -174,7 +252,42 @@ class PoolRuntime:
         self._ctx = PickContext()  # reused: a pick never outlives its call
         # Latency-aware balancing wants every response time reported.
         self.observes = cfg.balance == "peak_ewma"
+        od = cfg.outlier_detection
+        self.outlier: OutlierDetector | None = (
+            OutlierDetector(
+                len(self.backends),
+                od.consecutive_failures,
+                od.base_ejection_time,
+                od.max_ejection_time,
+                od.max_ejection_percent,
+            )
+            if od is not None
+            else None
+        )
+        self._open_breakers: list[BackendState] = []
+        self.trials = False  # some breaker is half-open: picks ask it
+        self.panic = False
+        self.retries = cfg.retries
+        self.budget = RetryBudget(cfg.retries.budget_ratio)
+        # Backend statuses that make a try fail over (none when never retried).
+        self.retry_statuses = frozenset(
+            int(x) for x in cfg.retries.on if x.isdigit() and cfg.retries.attempts > 1
+        )
+        per_try = cfg.retries.per_try_timeout
+        self.try_timeout = min(per_try, self.response_timeout) if per_try else self.response_timeout
+        # Outcomes matter only to outlier detection and breakers.
+        self.reports = od is not None or cfg.circuit_breaker is not None
+        # Requests in flight to this pool's backends, and those waiting for
+        # one of max_in_flight slots (limits.max_connections).
+        self.in_flight = 0
+        limits = cfg.limits
+        self.max_in_flight = limits.max_connections if limits is not None else 0  # 0: no limit
+        self.max_pending = limits.max_pending if limits is not None else 0
+        self.queue_timeout = limits.queue_timeout if limits is not None else 0.0
+        self.pending: deque[object] = deque()  # Exchanges, FIFO
+        self.checker: HealthChecker | None = None
 
+    # -- picking -------------------------------------------------------------------
     def pick(
         self, tried: set[BackendState] | None = None, hash_key: bytes | None = None
     ) -> BackendState | None:
@@ -182,15 +295,138 @@ class PoolRuntime:
         if hash_key is not None:
             ctx = self._ctx
             ctx.hash_key = hash_key
-        if tried is None and self._primary_backends:
+        trials = self.trials
+        if tried is None and not trials and self._primary_backends:
             # The common case, without the filter closure: one balancer call.
             i = self._primary_balancer.pick(ctx, None)
             if i >= 0:
                 return self._primary_backends[i]
-        b = self._primary.pick(tried, ctx)
+        b = self._primary.pick(tried, ctx, trials)
         if b is None:
-            b = self._backup.pick(tried, ctx)
+            b = self._backup.pick(tried, ctx, trials)
         return b
+
+    # -- outcomes, health and eligibility -------------------------------------------
+    def report(self, b: BackendState, ok: bool, now: float) -> None:
+        """The outcome of one try on ``b``: a response (ok unless 5xx), or a
+        failure to connect, a reset or a timeout."""
+        changed = False
+        outlier = self.outlier
+        if outlier is not None and outlier.record(b.index, ok, now):
+            log.warning(
+                "pool %s: backend %s ejected (ejection %d) after consecutive failures",
+                self.name,
+                b.label,
+                outlier.ejections(b.index),
+            )
+            changed = True
+        breaker = b.breaker
+        if breaker is not None:
+            transition = breaker.record(ok, now)
+            if transition is not None:
+                log.warning(
+                    "pool %s: backend %s circuit breaker %s", self.name, b.label, transition
+                )
+                changed = True
+        if changed:
+            self.recompute(now)
+
+    def release(self, b: BackendState, now: float) -> None:
+        """A try on ``b`` ended with no outcome (the client left)."""
+        if b.breaker is not None:
+            b.breaker.release(now)
+
+    def on_probe(self, b: BackendState, result: ProbeResult) -> None:
+        """An active health check's result (the checker's callback)."""
+        health = b.health
+        if health is None or not health.record(result.ok):
+            return
+        if health.healthy:
+            log.warning("pool %s: backend %s is up (%s)", self.name, b.label, result.detail)
+            if self.slow_start > 0:
+                self._ramp_from(b, monotonic())
+        else:
+            log.warning("pool %s: backend %s is down: %s", self.name, b.label, result.detail)
+        self.recompute(monotonic())
+
+    def recompute(self, now: float) -> None:
+        """Re-derive every backend's eligibility, panic, and the balancers' weights."""
+        outlier = self.outlier
+        open_breakers: list[BackendState] = []
+        trials = False
+        for b in self.backends:
+            eligible = b.health is None or b.health.healthy
+            if eligible and outlier is not None and outlier.ejected(b.index, now):
+                eligible = False
+            breaker = b.breaker
+            if breaker is not None:
+                state = breaker.state(now)
+                if state == "open":
+                    open_breakers.append(b)
+                    eligible = False
+                elif state == "half_open":
+                    trials = True
+            b.eligible = eligible
+        self._open_breakers = open_breakers
+        self.trials = trials
+        primaries = [b for b in self._primary_backends if b.weight > 0]
+        up = sum(1 for b in primaries if b.eligible)
+        backup_up = any(b.eligible and b.weight > 0 for b in self._backup.backends)
+        threshold = self.config.panic_threshold
+        panic = (
+            threshold > 0 and bool(primaries) and not backup_up and up < threshold * len(primaries)
+        )
+        if panic != self.panic:
+            self.panic = panic
+            if panic:
+                log.error(
+                    "pool %s: panic: %d of %d backends eligible (under %g%%); using all of them",
+                    self.name,
+                    up,
+                    len(primaries),
+                    threshold * 100,
+                )
+            else:
+                log.warning(
+                    "pool %s: panic over: %d of %d backends eligible", self.name, up, len(primaries)
+                )
+        for b in self.backends:
+            usable = b.eligible or (panic and not b.backup)
+            if usable != b.usable:
+                b.usable = usable
+                b.apply_weight()
+
+    def state_of(self, b: BackendState, now: float) -> str:
+        """``healthy``, ``unhealthy`` or ``ejected``, as /api/status reports it."""
+        if b.health is not None and not b.health.healthy:
+            return "unhealthy"
+        if self.outlier is not None and self.outlier.ejected(b.index, now):
+            return "ejected"
+        return "healthy"
+
+    def start_checks(self) -> None:
+        """Start active health checks (needs a running loop); no-op without them."""
+        hc = self.config.health_check
+        if hc is None or self.checker is not None:
+            return
+        from lbproxy.health import HealthChecker
+
+        self.checker = HealthChecker(
+            self.backends,
+            path=hc.path,
+            host=hc.host,
+            interval=hc.interval,
+            timeout=hc.timeout,
+            expect_status=hc.expect_status,
+            expect_body=hc.expect_body,
+            on_result=self.on_probe,  # type: ignore[arg-type]
+        )
+        self.checker.start()
+
+    async def stop_checks(self) -> None:
+        if self.checker is not None:
+            await self.checker.stop()
+            self.checker = None
 
     def observe(self, b: BackendState, seconds: float) -> None:
         """A response head arrived ``seconds`` after the backend was picked."""
@@ -227,7 +463,17 @@ class PoolRuntime:
             self.ramping.append(b)
 
     def tick(self, now: float) -> None:
-        """Advance slow-start ramps; cheap when none is under way."""
+        """Time-driven changes: ejections that end, open breakers turning
+        half-open, slow-start ramps. Cheap when none is under way."""
+        outlier = self.outlier
+        back = outlier.expire(now) if outlier is not None else []
+        if back or any(
+            b.breaker is not None and b.breaker.state(now) != "open" for b in self._open_breakers
+        ):
+            if self.slow_start > 0:
+                for i in back:
+                    self._ramp_from(self.backends[i], now)
+            self.recompute(now)
         if not self.ramping:
             return
         still: list[BackendState] = []

@@ -62,6 +62,7 @@ NO_DEADLINE = 0
 D_CONNECT = 1
 D_RESPONSE = 2  # the backend must make progress (accept body bytes, send response bytes)
 D_SEND = 3  # the client must take the response bytes we hold for it
+D_QUEUE = 4  # waiting in the pool's queue for a max_connections slot
 
 
 def not_connected(data: bytes) -> None:

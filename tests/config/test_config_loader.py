@@ -356,7 +356,8 @@ pools:
 def test_unknown_key_without_a_close_match_lists_the_known_ones() -> None:
     assert error_of(MINIMAL + "      zzz: 1\n".replace("      ", "    ")) == (
         "pools.web.zzz: unknown key (known keys: balance, backends, hash_key,"
-        " hash_balance_factor, ewma_half_life, slow_start, timeouts, keepalive) (line 10)"
+        " hash_balance_factor, ewma_half_life, slow_start, health_check, outlier_detection,"
+        " circuit_breaker, panic_threshold, limits, retries, timeouts, keepalive) (line 10)"
     )
 
 
@@ -383,7 +384,7 @@ listeners:
 pools:
   web:
     balance: least_connection
-    health_check: {path: /}
+    health_check: {path: healthz}
     backends:
       - {address: "127.0.0.1:9001", weight: -1}
       - {address: "127.0.0.1:9001", weight: "3"}
@@ -406,7 +407,7 @@ access_log: {format: xml}
         "pools.web.balance: must be one of round_robin, weighted_round_robin, least_connections,"
         ' power_of_two, peak_ewma, consistent_hash, random, first, got "least_connection"'
         ' (did you mean "least_connections"?) (line 15)',
-        "pools.web.health_check: not supported yet in this version of lbproxy (line 16)",
+        'pools.web.health_check.path: must start with "/", got "healthz" (line 16)',
         "pools.web.backends[0].weight: must be an integer from 0 to 1000, got -1 (line 18)",
         'pools.web.backends[1].address: "127.0.0.1:9001" is already used by'
         " pools.web.backends[0] (line 19)",
@@ -1195,19 +1196,7 @@ def test_weight_zero_is_a_backend_taking_no_new_requests() -> None:
     assert config.pools["web"].backends[0].weight == 0
 
 
-@pytest.mark.parametrize(
-    "key",
-    [
-        "health_check",
-        "outlier_detection",
-        "circuit_breaker",
-        "panic_threshold",
-        "limits",
-        "retries",
-        "sticky",
-        "upstream_tls",
-    ],
-)
+@pytest.mark.parametrize("key", ["sticky", "upstream_tls"])
 def test_pool_keys_not_supported_yet(key: str) -> None:
     assert pool_errors(f"    {key}: {{x: 1}}\n") == [
         f"pools.web.{key}: not supported yet in this version of lbproxy (line 10)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace as dc_replace
 from time import monotonic
 from types import TracebackType
 from typing import Any
@@ -18,10 +19,11 @@ from typing import Any
 from lbproxy.accesslog import AccessLogger
 from lbproxy.balance import WEIGHT_UNIT
 from lbproxy.config import ConfigError, load_config
+from lbproxy.config.addresses import AddressError, parse_address
 from lbproxy.config.loader import MAX_CONFIG_WEIGHT
-from lbproxy.config.model import Config, Pool
+from lbproxy.config.model import Backend, Config, Pool
 from lbproxy.http.listener import ListenerRuntime
-from lbproxy.http.pool import PoolRuntime
+from lbproxy.http.pool import DISABLED, DRAINING, ENABLED, BackendState, PoolRuntime
 from lbproxy.samples import SampleBackends
 
 log = logging.getLogger("lbproxy")
@@ -29,6 +31,10 @@ log = logging.getLogger("lbproxy")
 
 class BindError(OSError):
     """A listener's address could not be bound; the message names it."""
+
+
+class Conflict(Exception):
+    """A change that clashes with the running state (a backend already there)."""
 
 
 def _tick_interval(config: Config) -> float:
@@ -60,6 +66,7 @@ class Proxy:
         self._tick = 0.25
         self._last_expire = 0.0
         self._stopped = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()  # background admin work
         # Listeners a reload removed: no longer accepting, still draining.
         self._retired: list[ListenerRuntime] = []
         self._started = False
@@ -133,6 +140,10 @@ class Proxy:
         self._stopped.set()
 
     async def _close_everything(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
@@ -194,6 +205,11 @@ class Proxy:
         new_pools = {
             name: PoolRuntime(p, joining=self._joining(name, p)) for name, p in config.pools.items()
         }
+        for name, pool in new_pools.items():
+            if name in self.pools:
+                # Health and breakers of backends that stay carry over: a backend
+                # known to be down must not be sent traffic again until it passes.
+                pool.adopt(self.pools[name], keep_admin=False)
         old = dict(self.listeners)
         kept: dict[str, ListenerRuntime] = {}
         for lc in config.listeners:
@@ -297,6 +313,84 @@ class Proxy:
                 for name, pool in self.pools.items()
             },
         }
+
+    # -- run-time changes (the admin API) -------------------------------------------
+    def _pool(self, pool: str) -> PoolRuntime:
+        p = self.pools.get(pool)
+        if p is None:
+            raise KeyError(f"no pool named {pool!r}")
+        return p
+
+    def drain(self, pool: str, address: str) -> None:
+        """No new requests for the backend; it reports ``draining`` until its
+        requests in flight are done, then ``disabled``."""
+        self._pool(pool).set_admin_state(address, DRAINING)
+
+    def disable(self, pool: str, address: str) -> None:
+        """No new requests for the backend, reported ``disabled`` at once."""
+        self._pool(pool).set_admin_state(address, DISABLED)
+
+    def enable(self, pool: str, address: str) -> None:
+        """Back into rotation (slow-starting when the pool has ``slow_start``)."""
+        self._pool(pool).set_admin_state(address, ENABLED)
+
+    def add_backend(self, pool: str, address: str, weight: int = 1) -> None:
+        """Add a backend to a running pool (until the next reload from the file)."""
+        p = self._pool(pool)
+        try:
+            addr = parse_address(address)
+        except AddressError as err:
+            raise ValueError(f"{address!r}: {err.reason}") from None
+        if not 0 <= weight <= MAX_CONFIG_WEIGHT:
+            raise ValueError(f"weight must be between 0 and {MAX_CONFIG_WEIGHT}, got {weight}")
+        if any(b.address == addr for b in p.config.backends):
+            raise Conflict(f"pool {pool!r} already has backend {addr}")
+        cfg = dc_replace(p.config, backends=(*p.config.backends, Backend(addr, weight)))
+        self._replace_pool(cfg, joining=frozenset({str(addr)}))
+
+    def remove_backend(self, pool: str, address: str) -> None:
+        """Drain the backend, then take it out of the pool once its requests
+        in flight are done (or after ``shutdown_timeout``)."""
+        p = self._pool(pool)
+        b = p.find(address)
+        if len(p.backends) == 1:
+            raise Conflict(f"{address} is the last backend of pool {pool!r}")
+        p.set_admin_state(address, DRAINING)
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._remove_when_drained(pool, b))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _remove_when_drained(self, pool: str, b: BackendState) -> None:
+        deadline = monotonic() + self.config.shutdown_timeout
+        while b.active > 0 and monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        p = self.pools.get(pool)
+        if p is None or b not in p.backends:
+            return  # reloaded meanwhile: the file decides
+        cfg = dc_replace(
+            p.config, backends=tuple(x for x in p.config.backends if str(x.address) != b.label)
+        )
+        self._replace_pool(cfg, joining=frozenset())
+        log.warning("pool %s: backend %s removed", pool, b.label)
+
+    def _replace_pool(self, cfg: Pool, joining: frozenset[str]) -> None:
+        old = self.pools[cfg.name]
+        new = PoolRuntime(cfg, joining=joining)
+        new.adopt(old, keep_admin=True)
+        pools = dict(self.pools)
+        pools[cfg.name] = new
+        config = dc_replace(self.config, pools={**self.config.pools, cfg.name: cfg})
+        for lr in self.listeners.values():
+            lr.swap(lr.config, pools, self.access_log)
+        self.pools = pools
+        self.config = config
+        old.close_idle()
+        if old.checker is not None:
+            task = asyncio.get_running_loop().create_task(old.stop_checks())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        new.start_checks()
 
     def set_weight(self, pool: str, address: str, weight: int) -> None:
         """Change a backend's weight; takes effect at the next pick."""

@@ -6,6 +6,7 @@ cdef class BackendState:
     cdef public object _balancer
     cdef public Py_ssize_t _slot
     cdef public Py_ssize_t active
+    cdef public int admin_state
     cdef public object address
     cdef public bint backup
     cdef public object breaker

@@ -47,6 +47,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lbproxy")
 
+# A backend's admin state: DRAINING and DISABLED take no new requests (the
+# requests in flight finish); a draining backend reports "draining" until its
+# last one has, then "disabled".
+ENABLED = 0
+DRAINING = 1
+DISABLED = 2
+
 RAMP_FLOOR = 0.1  # share of its weight a slow-starting backend begins with
 RAMP_STEPS = 50  # the ramp moves in 1/RAMP_STEPS of the full weight
 
@@ -57,6 +64,7 @@ class BackendState:
         "_slot",
         "active",
         "address",
+        "admin_state",
         "backup",
         "breaker",
         "eligible",
@@ -113,7 +121,8 @@ class BackendState:
             else None
         )
         self.eligible = True  # healthy, not ejected, breaker not open
-        self.usable = True  # eligible, or the pool is in panic
+        self.usable = True  # enabled, and eligible or the pool is in panic
+        self.admin_state = ENABLED  # or DRAINING / DISABLED, set through the admin API
 
     def forget(self, conn: UpstreamConnection) -> None:
         self.idle.remove(conn)
@@ -369,9 +378,11 @@ class PoolRuntime:
             b.eligible = eligible
         self._open_breakers = open_breakers
         self.trials = trials
-        primaries = [b for b in self._primary_backends if b.weight > 0]
+        primaries = [b for b in self._primary_backends if b.weight > 0 and b.admin_state == ENABLED]
         up = sum(1 for b in primaries if b.eligible)
-        backup_up = any(b.eligible and b.weight > 0 for b in self._backup.backends)
+        backup_up = any(
+            b.eligible and b.weight > 0 and b.admin_state == ENABLED for b in self._backup.backends
+        )
         threshold = self.config.panic_threshold
         panic = (
             threshold > 0 and bool(primaries) and not backup_up and up < threshold * len(primaries)
@@ -391,13 +402,18 @@ class PoolRuntime:
                     "pool %s: panic over: %d of %d backends eligible", self.name, up, len(primaries)
                 )
         for b in self.backends:
-            usable = b.eligible or (panic and not b.backup)
+            usable = b.admin_state == ENABLED and (b.eligible or (panic and not b.backup))
             if usable != b.usable:
                 b.usable = usable
                 b.apply_weight()
 
     def state_of(self, b: BackendState, now: float) -> str:
-        """``healthy``, ``unhealthy`` or ``ejected``, as /api/status reports it."""
+        """``healthy``, ``unhealthy``, ``ejected``, ``draining`` or ``disabled``,
+        as /api/status reports it."""
+        if b.admin_state == DRAINING:
+            return "draining" if b.active > 0 else "disabled"
+        if b.admin_state == DISABLED:
+            return "disabled"
         if b.health is not None and not b.health.healthy:
             return "unhealthy"
         if self.outlier is not None and self.outlier.ejected(b.index, now):
@@ -438,6 +454,42 @@ class PoolRuntime:
         # A refused connection fails fast; counted at face value it would make
         # a dead backend look like the fastest. At least the connect timeout.
         self.observe(b, max(seconds, self.connect_timeout))
+
+    def find(self, address: str) -> BackendState:
+        for b in self.backends:
+            if b.label == address:
+                return b
+        raise KeyError(f"pool {self.name!r} has no backend {address!r}")
+
+    def set_admin_state(self, address: str, state: int) -> BackendState:
+        """Drain, disable or enable a backend; takes effect at the next pick."""
+        b = self.find(address)
+        if state == ENABLED and b.admin_state != ENABLED and self.slow_start > 0:
+            self._ramp_from(b, monotonic())
+        b.admin_state = state
+        self.recompute(monotonic())
+        return b
+
+    def adopt(self, old: PoolRuntime, keep_admin: bool) -> None:
+        """Carry backend state over from the pool this one replaces (a reload,
+        or a backend added or removed): health, breakers and counters of the
+        backends both have, and with ``keep_admin`` their admin state (a file
+        reload resets it, as it resets weights). Ejections start afresh (the
+        detector counts by position, which a change of backends shifts)."""
+        by_label = {b.label: b for b in old.backends}
+        for b in self.backends:
+            before = by_label.get(b.label)
+            if before is None:
+                continue
+            if b.health is not None and before.health is not None:
+                b.health = before.health
+            if b.breaker is not None and before.breaker is not None:
+                b.breaker = before.breaker
+            if keep_admin:
+                b.admin_state = before.admin_state
+            b.requests_total = before.requests_total
+            b.failures_total = before.failures_total
+        self.recompute(monotonic())
 
     def set_weight(self, address: str, weight: int) -> None:
         for b in self.backends:

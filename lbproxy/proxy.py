@@ -14,7 +14,7 @@ import logging
 from dataclasses import replace as dc_replace
 from time import monotonic
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lbproxy.accesslog import AccessLogger
 from lbproxy.balance import WEIGHT_UNIT
@@ -25,6 +25,9 @@ from lbproxy.config.model import Backend, Config, Pool
 from lbproxy.http.listener import ListenerRuntime
 from lbproxy.http.pool import DISABLED, DRAINING, ENABLED, BackendState, PoolRuntime
 from lbproxy.samples import SampleBackends
+
+if TYPE_CHECKING:
+    from lbproxy.admin import AdminServer
 
 log = logging.getLogger("lbproxy")
 
@@ -67,6 +70,7 @@ class Proxy:
         self._last_expire = 0.0
         self._stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()  # background admin work
+        self.admin: AdminServer | None = None
         # Listeners a reload removed: no longer accepting, still draining.
         self._retired: list[ListenerRuntime] = []
         self._started = False
@@ -94,6 +98,17 @@ class Proxy:
                         f"cannot bind {lc.bind} (listener {lc.name}): {err.strerror or err}"
                     ) from err
                 self.listeners[lc.name] = lr
+            if cfg.admin is not None:
+                from lbproxy.admin import AdminServer  # aiohttp's server only when used
+
+                admin = AdminServer(self, cfg.admin)
+                try:
+                    await admin.start()
+                except OSError as err:
+                    raise BindError(
+                        f"cannot bind {cfg.admin.bind} (admin API): {err.strerror or err}"
+                    ) from err
+                self.admin = admin
         except BaseException:
             await self._close_everything()
             raise
@@ -140,6 +155,9 @@ class Proxy:
         self._stopped.set()
 
     async def _close_everything(self) -> None:
+        if self.admin is not None:
+            await self.admin.stop()
+            self.admin = None
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

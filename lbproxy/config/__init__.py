@@ -10,6 +10,7 @@ from lbproxy.config.loader import load_config, parse_config
 from lbproxy.config.model import (
     AccessLog,
     Address,
+    Admin,
     Backend,
     CircuitBreaker,
     Config,
@@ -33,6 +34,7 @@ __all__ = [
     "AccessLog",
     "Address",
     "AddressError",
+    "Admin",
     "Backend",
     "CircuitBreaker",
     "Config",

@@ -44,6 +44,7 @@ from lbproxy.config.errors import ConfigError
 from lbproxy.config.model import (
     AccessLog,
     Address,
+    Admin,
     Backend,
     CircuitBreaker,
     Config,
@@ -77,8 +78,16 @@ _K = TypeVar("_K")
 # The schema: which keys each section knows, and which the contract defines
 # but this version refuses ("later").
 
-_TOP_KEYS = ("workers", "shutdown_timeout", "sample_backends", "listeners", "pools", "access_log")
-_TOP_LATER = ("geo", "cluster", "admin")
+_TOP_KEYS = (
+    "workers",
+    "shutdown_timeout",
+    "sample_backends",
+    "listeners",
+    "pools",
+    "access_log",
+    "admin",
+)
+_TOP_LATER = ("geo", "cluster")
 _LISTENER_KEYS = ("name", "bind", "limits", "timeouts", "trusted_proxies", "routes")
 _LISTENER_LATER = ("tls", "redirect_http_to", "hsts", "proxy_protocol")
 _LISTENER_LIMIT_KEYS = ("max_connections", "max_header_bytes", "max_headers", "max_body_bytes")
@@ -133,6 +142,7 @@ _POOL_TIMEOUT_KEYS = ("connect", "response")
 _KEEPALIVE_KEYS = ("max_idle_per_backend", "idle_timeout")
 _BACKEND_KEYS = ("address", "weight", "zone", "backup")
 _ACCESS_LOG_KEYS = ("format", "path")
+_ADMIN_KEYS = ("bind", "token_env")
 
 _BALANCE = (
     "round_robin",
@@ -201,6 +211,11 @@ _DEFAULT_BREAKER = CircuitBreaker()
 _DEFAULT_POOL_LIMITS = PoolLimits()
 _DEFAULT_RETRIES = Retries()
 _DEFAULT_ACCESS_LOG = AccessLog()
+_DEFAULT_ADMIN = Admin()
+# An environment variable name, as admin.token_env names one.
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Hosts that bind every address: one of them and any host on the same port clash.
+_WILDCARD_HOSTS = frozenset({"0.0.0.0", "::"})
 _NO_ADDRESS = _DEFAULT_BACKEND.address
 
 # ---------------------------------------------------------------------------
@@ -667,6 +682,7 @@ class _Builder:
             listeners = self.listeners(listeners_node, m.at("listeners"))
         if sample_backends > 0:
             pools[_SAMPLES_POOL] = _samples_pool(sample_backends)
+        admin = self.admin(m.get("admin"), m.at("admin"), listeners)
         return Config(
             listeners=listeners,
             pools=pools,
@@ -674,6 +690,7 @@ class _Builder:
             shutdown_timeout=shutdown_timeout,
             sample_backends=sample_backends,
             access_log=access_log,
+            admin=admin,
         )
 
     def workers(self, m: _Map) -> int | None:
@@ -734,6 +751,64 @@ class _Builder:
             ),
             path=self.opt(m, "path", _DEFAULT_ACCESS_LOG.path, self.log_path),
         )
+
+    def admin(self, node: Node | None, path: str, listeners: Sequence[Listener]) -> Admin | None:
+        if node is None:
+            return None  # no admin section (or admin: null): no admin API server
+        m = self.mapping(node, path, _ADMIN_KEYS)
+        if m is None:
+            return None
+        bind = self.opt(
+            m,
+            "bind",
+            _DEFAULT_ADMIN.bind,
+            lambda node, path: self.address(node, path, any_port=True),
+        )
+        # The default address can clash too: then the error points at the section.
+        self._check_admin_bind(bind, m.at("bind"), m.get("bind") or node, listeners)
+        return Admin(
+            bind=bind,
+            token_env=self.opt(m, "token_env", _DEFAULT_ADMIN.token_env, self.env_name),
+        )
+
+    def _check_admin_bind(
+        self, bind: Address, path: str, node: Node, listeners: Sequence[Listener]
+    ) -> None:
+        if bind.port == 0:  # the OS picks a free port: nothing to clash with
+            return
+        for index, listener in enumerate(listeners):
+            other = listener.bind
+            if other.port != bind.port or other.port == 0:
+                continue
+            if other.host == bind.host or {other.host, bind.host} & _WILDCARD_HOSTS:
+                self.fail(
+                    path,
+                    node,
+                    f"{_quote(str(bind))} is already used by listener {_quote(listener.name)}"
+                    f" (listeners[{index}].bind {_quote(str(other))}); the admin API needs"
+                    " an address of its own",
+                )
+                return
+        ports = self._sample_ports
+        if bind.port in ports and bind.host in _LOOPBACK_CLASH_HOSTS:
+            self.fail(
+                path,
+                node,
+                f"port {bind.port} is taken by the sample backends"
+                f" ({_SAMPLES_HOST}:{ports.start}-{ports.stop - 1})",
+            )
+
+    def env_name(self, node: Node, path: str) -> str | None:
+        value = self.text(node, path)
+        if value is not None and not _ENV_NAME.fullmatch(value):
+            self.fail(
+                path,
+                node,
+                "must be the name of an environment variable (letters, digits and"
+                f' "_", not starting with a digit), got {_describe(node)}',
+            )
+            return None
+        return value
 
     def non_empty_text(self, node: Node, path: str) -> str | None:
         value = self.text(node, path)

@@ -177,6 +177,16 @@ class AccessLog:
 
 
 @dataclass(frozen=True, slots=True)
+class Admin:
+    """The admin API server (``lbproxy.admin``)."""
+
+    bind: Address = field(default_factory=lambda: Address("127.0.0.1", 9901))
+    # Name of the environment variable holding the bearer token, read when the
+    # server starts; unset or empty (or None here) = read-only API.
+    token_env: str | None = "LBPROXY_ADMIN_TOKEN"
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     listeners: tuple[Listener, ...]
     pools: dict[str, Pool]  # treat as read-only
@@ -184,4 +194,5 @@ class Config:
     shutdown_timeout: float = 30.0
     sample_backends: int = 0
     access_log: AccessLog = field(default_factory=AccessLog)
+    admin: Admin | None = None  # None = no admin API server
     source: str | None = None  # path of the file this came from, for reloads

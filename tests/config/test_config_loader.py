@@ -668,10 +668,6 @@ def test_wrong_shapes(replace: str, by: str, expected: str) -> None:
         ),
         ("pools: [web]", "pools: must be a mapping, got a list (line 6)"),
         (
-            "admin: {bind: '127.0.0.1:9901'}",
-            "admin: not supported yet in this version of lbproxy (line 10)",
-        ),
-        (
             "cluster: {redis: 'redis://x'}",
             "cluster: not supported yet in this version of lbproxy (line 10)",
         ),
@@ -1204,7 +1200,7 @@ def test_pool_keys_not_supported_yet(key: str) -> None:
     assert parse_config(MINIMAL + f"    {key}: null\n") == parse_config(MINIMAL)
 
 
-@pytest.mark.parametrize("key", ["geo", "cluster", "admin"])
+@pytest.mark.parametrize("key", ["geo", "cluster"])
 def test_top_level_keys_not_supported_yet_unless_null(key: str) -> None:
     assert error_of(MINIMAL + f"{key}: {{x: 1}}\n") == (
         f"{key}: not supported yet in this version of lbproxy (line 10)"

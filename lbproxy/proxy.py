@@ -71,6 +71,7 @@ class Proxy:
         self._stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()  # background admin work
         self.admin: AdminServer | None = None
+        self.reloads: dict[str, int] = {"success": 0, "failure": 0}  # for /metrics
         # Listeners a reload removed: no longer accepting, still draining.
         self._retired: list[ListenerRuntime] = []
         self._started = False
@@ -98,6 +99,7 @@ class Proxy:
                         f"cannot bind {lc.bind} (listener {lc.name}): {err.strerror or err}"
                     ) from err
                 self.listeners[lc.name] = lr
+            self._count_requests()
             if cfg.admin is not None:
                 from lbproxy.admin import AdminServer  # aiohttp's server only when used
 
@@ -200,6 +202,14 @@ class Proxy:
 
     # -- reload -----------------------------------------------------------------
     async def reload(self, config: Config | None = None) -> None:
+        try:
+            await self._reload(config)
+        except BaseException:
+            self.reloads["failure"] += 1
+            raise
+        self.reloads["success"] += 1
+
+    async def _reload(self, config: Config | None = None) -> None:
         """Swap in a new config (read from the original file when not given).
 
         Raises ``ConfigError`` and changes nothing when the new config is
@@ -277,6 +287,7 @@ class Proxy:
             self.access_log.close()
             self.access_log = access_log
         self.config = config
+        self._count_requests()
         self._tick = _tick_interval(config)
         log.info("config reloaded from %s", config.source)
 
@@ -331,6 +342,19 @@ class Proxy:
                 for name, pool in self.pools.items()
             },
         }
+
+    def metrics_text(self) -> str:
+        """``/metrics``: the Prometheus text exposition (needs ``admin``, which
+        switches the data path's counting on)."""
+        from lbproxy.metrics import metrics_text
+
+        return metrics_text(self)
+
+    def _count_requests(self) -> None:
+        # The data path counts finished requests only when something can read
+        # them: an admin API.
+        for lr in self.listeners.values():
+            lr.metrics = self.config.admin is not None
 
     # -- run-time changes (the admin API) -------------------------------------------
     def _pool(self, pool: str) -> PoolRuntime:

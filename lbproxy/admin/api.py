@@ -188,11 +188,8 @@ class AdminServer:
         return web.json_response(self.proxy.status())
 
     async def metrics(self, request: web.Request) -> web.StreamResponse:
-        metrics_text = getattr(self.proxy, "metrics_text", None)
-        if not callable(metrics_text):
-            raise ApiError(404, "metrics not available yet")
-        text = metrics_text()
-        return web.Response(body=str(text).encode("utf-8"), headers={"Content-Type": _METRICS_TYPE})
+        text = self.proxy.metrics_text()
+        return web.Response(body=text.encode("utf-8"), headers={"Content-Type": _METRICS_TYPE})
 
     # -- changes ------------------------------------------------------------------
 

@@ -546,7 +546,7 @@ class ClientConnection:
         if queue and queue[0] is ex:
             queue.popleft()
         lr = self.lr
-        if lr.logging and not ex.tunnel:  # a tunnel was logged when it opened
+        if (lr.logging or lr.metrics) and not ex.tunnel:  # a tunnel was logged when it opened
             lr.log_access(self, ex)
         if self.closed:
             return

@@ -336,6 +336,8 @@ class Exchange:
         if sent and not self.retry_counted:
             self.retry_counted = True
             pool.budget.start()
+        counts = pool.retries_by_reason
+        counts[kinds[0]] = counts.get(kinds[0], 0) + 1
         if sent:
             # The body sent so far goes again, then the rest as it arrives.
             self.pending = list(self.replay) if self.replay else None
@@ -386,6 +388,11 @@ class Exchange:
             msg = f"connect to {self.backend_label()} failed: {exc}"
             self._try_failed(_CONNECT_FAILED, False, 502, msg)
             return
+        b = self.backend
+        pool = self.pool
+        if b is not None and pool is not None:
+            # The connect started connect_timeout before its deadline.
+            b.observe_connect(monotonic() - (self.deadline - pool.connect_timeout))
         self._attach(cast(UpstreamConnection, task.result()[1]))
 
     def _attach(self, conn: UpstreamConnection) -> None:

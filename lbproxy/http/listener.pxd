@@ -10,6 +10,7 @@ cdef class ListenerRuntime:
     cdef public double body_timeout
     cdef public object config
     cdef public object connections
+    cdef public dict counts
     cdef public double header_timeout
     cdef public double idle_timeout
     cdef public bint logging
@@ -17,6 +18,7 @@ cdef class ListenerRuntime:
     cdef public Py_ssize_t max_body_bytes
     cdef public Py_ssize_t max_header_bytes
     cdef public Py_ssize_t max_headers
+    cdef public bint metrics
     cdef public str name
     cdef public bytes proto
     cdef public object router

@@ -32,6 +32,7 @@ class ListenerRuntime:
         "body_timeout",
         "config",
         "connections",
+        "counts",
         "header_timeout",
         "idle_timeout",
         "logging",
@@ -39,6 +40,7 @@ class ListenerRuntime:
         "max_body_bytes",
         "max_header_bytes",
         "max_headers",
+        "metrics",
         "name",
         "proto",
         "router",
@@ -62,6 +64,10 @@ class ListenerRuntime:
         # Read per request; cached here rather than chased through config.
         self._cache_limits(config)
         self.logging = access_log.enabled
+        # /metrics: finished requests by (route, backend, status // 100),
+        # counted only when an admin API can serve them (Proxy sets this).
+        self.metrics = False
+        self.counts: dict[tuple[object, object, int], int] = {}
         self._trusted = [ipaddress.ip_network(c, strict=False) for c in config.trusted_proxies]
         self.server: asyncio.AbstractServer | None = None
 
@@ -104,8 +110,17 @@ class ListenerRuntime:
         self.connections.discard(conn)
 
     def log_access(self, conn: ClientConnection, ex: Exchange) -> None:
+        """An exchange ended: count it for /metrics and write its log line."""
+        now = monotonic()
+        if self.metrics:
+            key = (ex.route, ex.backend, ex.resp_status // 100)
+            counts = self.counts
+            counts[key] = counts.get(key, 0) + 1
+            b = ex.backend
+            if b is not None:
+                b.observe_duration(now - ex.started_at)
         if self.access_log.enabled:
-            self.access_log.record(self.name, conn, ex, monotonic())
+            self.access_log.record(self.name, conn, ex, now)
 
     async def start(self) -> None:
         bind = self.config.bind

@@ -10,11 +10,18 @@ cdef class BackendState:
     cdef public object address
     cdef public bint backup
     cdef public object breaker
+    cdef public Py_ssize_t checks_failed
+    cdef public Py_ssize_t checks_ok
+    cdef public list connect_hist
+    cdef public double connect_sum
+    cdef public Py_ssize_t ejections_total
     cdef public bint eligible
     cdef public Py_ssize_t failures_total
     cdef public object health
     cdef public str host
     cdef public bytes host_header
+    cdef public list hist
+    cdef public double hist_sum
     cdef public IdlePool idle
     cdef public Py_ssize_t index
     cdef public str label
@@ -28,6 +35,8 @@ cdef class BackendState:
 
     cpdef void balancer_take(self)
     cpdef void balancer_drop(self)
+    cpdef void observe_duration(self, double seconds)
+    cpdef void observe_connect(self, double seconds)
 
 
 cdef class _Tier:
@@ -61,6 +70,7 @@ cdef class PoolRuntime:
     cdef public bint reports
     cdef public double response_timeout
     cdef public object retries
+    cdef public dict retries_by_reason
     cdef public object retry_statuses
     cdef public double slow_start
     cdef public bint trials

@@ -30,6 +30,7 @@ consistent-hash ring, so not one per tick). ``tick(now)`` advances the ramps.
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from time import monotonic
@@ -54,6 +55,13 @@ ENABLED = 0
 DRAINING = 1
 DISABLED = 2
 
+# Latency histogram bounds (seconds) for /metrics: 100 us .. 30 s, the range a
+# proxy sees, from a cached response to a slow report.
+BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+
 RAMP_FLOOR = 0.1  # share of its weight a slow-starting backend begins with
 RAMP_STEPS = 50  # the ramp moves in 1/RAMP_STEPS of the full weight
 
@@ -67,9 +75,16 @@ class BackendState:
         "admin_state",
         "backup",
         "breaker",
+        "checks_failed",
+        "checks_ok",
+        "connect_hist",
+        "connect_sum",
+        "ejections_total",
         "eligible",
         "failures_total",
         "health",
+        "hist",
+        "hist_sum",
         "host",
         "host_header",
         "idle",
@@ -123,6 +138,15 @@ class BackendState:
         self.eligible = True  # healthy, not ejected, breaker not open
         self.usable = True  # enabled, and eligible or the pool is in panic
         self.admin_state = ENABLED  # or DRAINING / DISABLED, set through the admin API
+        # For /metrics: plain counters, read at scrape time. hist[i] counts
+        # requests that took at most BUCKETS[i]; the last slot is +Inf.
+        self.hist = [0] * (len(BUCKETS) + 1)
+        self.hist_sum = 0.0
+        self.connect_hist = [0] * (len(BUCKETS) + 1)
+        self.connect_sum = 0.0
+        self.ejections_total = 0
+        self.checks_ok = 0
+        self.checks_failed = 0
 
     def forget(self, conn: UpstreamConnection) -> None:
         self.idle.remove(conn)
@@ -143,6 +167,14 @@ class BackendState:
         if not self.usable:
             return 0
         return self.weight * WEIGHT_UNIT * self.ramp_step // RAMP_STEPS
+
+    def observe_duration(self, seconds: float) -> None:
+        self.hist[bisect_left(BUCKETS, seconds)] += 1
+        self.hist_sum += seconds
+
+    def observe_connect(self, seconds: float) -> None:
+        self.connect_hist[bisect_left(BUCKETS, seconds)] += 1
+        self.connect_sum += seconds
 
     def admit(self, now: float) -> bool:
         """The breaker's say for one new request (takes a half-open trial slot)."""
@@ -230,6 +262,7 @@ class PoolRuntime:
         "reports",
         "response_timeout",
         "retries",
+        "retries_by_reason",
         "retry_statuses",
         "slow_start",
         "trials",
@@ -278,6 +311,7 @@ class PoolRuntime:
         self.panic = False
         self.retries = cfg.retries
         self.budget = RetryBudget(cfg.retries.budget_ratio)
+        self.retries_by_reason: dict[str, int] = {}  # for /metrics
         # Backend statuses that make a try fail over (none when never retried).
         self.retry_statuses = frozenset(
             int(x) for x in cfg.retries.on if x.isdigit() and cfg.retries.attempts > 1
@@ -322,6 +356,7 @@ class PoolRuntime:
         changed = False
         outlier = self.outlier
         if outlier is not None and outlier.record(b.index, ok, now):
+            b.ejections_total += 1
             log.warning(
                 "pool %s: backend %s ejected (ejection %d) after consecutive failures",
                 self.name,
@@ -347,6 +382,10 @@ class PoolRuntime:
 
     def on_probe(self, b: BackendState, result: ProbeResult) -> None:
         """An active health check's result (the checker's callback)."""
+        if result.ok:
+            b.checks_ok += 1
+        else:
+            b.checks_failed += 1
         health = b.health
         if health is None or not health.record(result.ok):
             return
@@ -489,6 +528,9 @@ class PoolRuntime:
                 b.admin_state = before.admin_state
             b.requests_total = before.requests_total
             b.failures_total = before.failures_total
+            b.ejections_total = before.ejections_total
+            b.checks_ok = before.checks_ok
+            b.checks_failed = before.checks_failed
         self.recompute(monotonic())
 
     def set_weight(self, address: str, weight: int) -> None:

@@ -172,6 +172,7 @@ class AdminServer:
         r.add_get("/", self.index)
         r.add_get("/metrics", self.metrics)
         r.add_get("/api/status", self.status)
+        r.add_get("/api/explain", self.explain)
         r.add_post("/api/pools/{pool}/backends", self.add_backend)
         r.add_delete("/api/pools/{pool}/backends/{address}", self.remove_backend)
         r.add_put("/api/pools/{pool}/backends/{address}/weight", self.set_weight)
@@ -186,6 +187,39 @@ class AdminServer:
 
     async def status(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.proxy.status())
+
+    async def explain(self, request: web.Request) -> web.StreamResponse:
+        """Where would this request go, and why? Query: ``path`` (required),
+        ``host``, ``method`` (GET), ``listener`` (the first), ``client``
+        (client address for hash keys), ``header`` (``Name: value``, repeatable)."""
+        from lbproxy.explain import explain
+
+        q = request.query
+        path = q.get("path")
+        if not path or not path.startswith("/"):
+            raise ApiError(422, 'give the request path as ?path=/... (it starts with "/")')
+        headers: list[tuple[str, str]] = []
+        for item in q.getall("header", []):
+            name, colon, value = item.partition(":")
+            if not colon or not name.strip():
+                raise ApiError(422, f"header {item!r} is not 'Name: value'")
+            headers.append((name.strip(), value.strip()))
+        host = q.get("host", "")
+        if host and not any(n.lower() == "host" for n, _ in headers):
+            headers.append(("Host", host))
+        try:
+            answer = explain(
+                self.proxy,
+                listener=q.get("listener"),
+                method=q.get("method", "GET").upper(),
+                host=host,
+                path=path,
+                headers=headers,
+                client_ip=q.get("client", "127.0.0.1"),
+            )
+        except KeyError as err:
+            raise ApiError(404, str(err.args[0])) from None
+        return web.json_response(answer)
 
     async def metrics(self, request: web.Request) -> web.StreamResponse:
         text = self.proxy.metrics_text()

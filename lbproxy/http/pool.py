@@ -516,13 +516,17 @@ class PoolRuntime:
         reload resets it, as it resets weights). Ejections start afresh (the
         detector counts by position, which a change of backends shifts)."""
         by_label = {b.label: b for b in old.backends}
+        # A state carries over only under the same settings: new thresholds
+        # or windows start afresh rather than judge old counts by new rules.
+        same_checks = self.config.health_check == old.config.health_check
+        same_breaker = self.config.circuit_breaker == old.config.circuit_breaker
         for b in self.backends:
             before = by_label.get(b.label)
             if before is None:
                 continue
-            if b.health is not None and before.health is not None:
+            if same_checks and b.health is not None and before.health is not None:
                 b.health = before.health
-            if b.breaker is not None and before.breaker is not None:
+            if same_breaker and b.breaker is not None and before.breaker is not None:
                 b.breaker = before.breaker
             if keep_admin:
                 b.admin_state = before.admin_state

@@ -44,6 +44,10 @@ def main() -> None:
         user_agent=b"wrk",
         referer=b"",
         attempts=1,
+        body_in=0,
+        connect_s=0.0,
+        sent_at=1.0,
+        head_at=1.002,
         reason="",
     )
     client = Fake(client_ip=b"127.0.0.1")

@@ -96,9 +96,14 @@ class AccessLogger:
                 host,
                 ',"path":',
                 _json_bytes(ex.target),
-                f',"status":{status},"bytes":{ex.resp_bytes},'
+                f',"status":{status},"bytes":{ex.resp_bytes},"bytes_in":{ex.body_in},'
                 f'"duration_ms":{round(duration * 1000, 3)!r}',
             ]
+            if ex.connect_s:
+                parts.append(f',"connect_ms":{round(ex.connect_s * 1000, 3)!r}')
+            if ex.head_at and ex.sent_at:
+                # The backend's time to answer: request head written -> response head read.
+                parts.append(f',"response_ms":{round((ex.head_at - ex.sent_at) * 1000, 3)!r}')
             if ex.user_agent:
                 parts += (',"user_agent":', _json_bytes(ex.user_agent))
             if ex.referer:

@@ -48,6 +48,11 @@ async def test_json_access_log(tmp_path: Path) -> None:
     assert ok["host"] == "site.test" and ok["backend"] == b.address and ok["pool"] == "web"
     assert ok["user_agent"] == 'probe "1"' and ok["referer"] == "http://ref.test/"
     assert ok["bytes"] > 0 and ok["duration_ms"] >= 0 and "reason" not in ok
+    assert ok["bytes_in"] == 0  # a GET: no request body
+    # A fresh upstream connection: its connect time, and the backend's answer time.
+    assert 0 <= ok["connect_ms"] <= ok["duration_ms"]
+    assert 0 <= ok["response_ms"] <= ok["duration_ms"]
+    assert "connect_ms" not in bad and "response_ms" not in bad
     assert bad["status"] == 400 and bad["reason"] == "unsupported Transfer-Encoding"
 
 

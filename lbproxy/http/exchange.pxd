@@ -13,6 +13,7 @@ cdef class Exchange:
     cdef public bint chunked_out
     cdef public ClientConnection client
     cdef public bint close_after
+    cdef public double connect_s
     cdef public object connect_task
     cdef public bint connecting
     cdef public bint continued
@@ -21,6 +22,7 @@ cdef class Exchange:
     cdef public bint done
     cdef public bint expect_continue
     cdef public object hash_key
+    cdef public double head_at
     cdef public list held
     cdef public Py_ssize_t held_size
     cdef public bytes host
@@ -49,6 +51,7 @@ cdef class Exchange:
     cdef public bint retried
     cdef public bint retry_counted
     cdef public object route
+    cdef public double sent_at
     cdef public double started_at
     cdef public bytes target
     cdef public object tried

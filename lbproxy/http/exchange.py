@@ -122,6 +122,7 @@ class Exchange:
         "chunked_out",
         "client",
         "close_after",
+        "connect_s",
         "connect_task",
         "connecting",
         "continued",
@@ -130,6 +131,7 @@ class Exchange:
         "done",
         "expect_continue",
         "hash_key",
+        "head_at",
         "held",
         "held_size",
         "host",
@@ -158,6 +160,7 @@ class Exchange:
         "retried",
         "retry_counted",
         "route",
+        "sent_at",
         "started_at",
         "target",
         "tried",
@@ -237,6 +240,11 @@ class Exchange:
         self.hash_key: bytes | None = None  # set by the client for hashing pools
         self.picked_at = 0.0  # when the backend was picked, for latency-aware pools
         self.attempts = 0  # tries on backends so far (retries.attempts bounds it)
+        # For the access log: the last try's connect time (0: a reused
+        # connection), when its request head was written, when the answer's came.
+        self.connect_s = 0.0
+        self.sent_at = 0.0
+        self.head_at = 0.0
         self.retry_counted = False  # holds a slot of the pool's retry budget
         self.queued = False  # waiting in the pool's queue for a max_connections slot
         # Safe to send twice (RFC 9110 9.2.2), or marked so by the client; the
@@ -392,11 +400,13 @@ class Exchange:
         pool = self.pool
         if b is not None and pool is not None:
             # The connect started connect_timeout before its deadline.
-            b.observe_connect(monotonic() - (self.deadline - pool.connect_timeout))
+            self.connect_s = monotonic() - (self.deadline - pool.connect_timeout)
+            b.observe_connect(self.connect_s)
         self._attach(cast(UpstreamConnection, task.result()[1]))
 
     def _attach(self, conn: UpstreamConnection) -> None:
         conn.reset(self)
+        self.sent_at = monotonic()
         self.upstream = conn
         backend = self.backend
         assert backend is not None
@@ -506,6 +516,7 @@ class Exchange:
         except FramingError as err:
             self.on_upstream_error(f"invalid response from backend: {err}")
             return BODY_FAILED
+        self.head_at = monotonic()
         pool = self.pool
         b = self.backend
         if pool is not None and b is not None:

@@ -38,10 +38,12 @@ def test_smooth_weighted_round_robin_never_bunches(fast_impl: FastImpl, weights:
         i = b.pick(None, None)
         history.append(i)
         counts[i] += 1
-        # After any number of picks, no backend is a whole pick ahead of or
-        # behind its exact share...
+        # After any number of picks, no backend is two picks ahead of or
+        # behind its exact share (nginx's algorithm keeps within about one:
+        # the worst found over 20,000 random pools of up to 7 backends with
+        # weights up to 12 was 1.14; hypothesis found pools just over 1)...
         for j, w in enumerate(weights):
-            assert abs(counts[j] - k * w / total) <= 1 + 1e-9, (weights, history)
+            assert abs(counts[j] - k * w / total) < 2, (weights, history)
         if k % total == 0:
             # ...and every cycle of sum(weights) picks gives exactly the weights.
             assert counts == [w * k // total for w in weights]

@@ -468,6 +468,27 @@ def backend_conf(d: Path, nginx_build: str, port: int) -> str:
     return nginx_main_conf(d, nginx_build, body)
 
 
+def nginx_backend_argv(nginx: str, d: Path) -> list[str]:
+    """nginx in the foreground on the backend config written in ``d``."""
+    conf = d / "nginx.conf"
+    return [nginx, "-p", str(d), "-c", str(conf), "-e", str(d / "error.log"), "-g", "daemon off;"]
+
+
+def start_nginx_backend(
+    nginx: str, nginx_build: str, workdir: Path, name: str, port: int, cpus: set[int] | None
+) -> Managed:
+    """A backend nginx (``backend_conf``) in ``workdir/name``, ready on ``port``
+    (for the benchmarks beside this one: slowloris, failover, observability)."""
+    d = workdir / name
+    d.mkdir(exist_ok=True)
+    (d / "nginx.conf").write_text(backend_conf(d, nginx_build, port))
+    server = Managed(name, nginx_backend_argv(nginx, d), workdir / f"{name}.log", cpus)
+    if why := wait_ready(server, port, 10):
+        server.stop()
+        raise RuntimeError(f"{name}: {why}\n{tail(d / 'error.log')}")
+    return server
+
+
 IDLE_UPSTREAM = 256
 
 
@@ -951,19 +972,8 @@ class Bench:
         d = self.workdir / "backend"
         d.mkdir()
         self.backend_port = free_port()
-        conf = d / "nginx.conf"
-        conf.write_text(backend_conf(d, self.nginx_build, self.backend_port))
-        argv = [
-            nginx,
-            "-p",
-            str(d),
-            "-c",
-            str(conf),
-            "-e",
-            str(d / "error.log"),
-            "-g",
-            "daemon off;",
-        ]
+        (d / "nginx.conf").write_text(backend_conf(d, self.nginx_build, self.backend_port))
+        argv = nginx_backend_argv(nginx, d)
         self.backend_command = shlex.join(argv)
         server = self.start("backend", argv, self.load_cpus)
         why = wait_ready(server, self.backend_port, self.args.start_timeout)

@@ -42,17 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare as cmp  # the shared tool and process plumbing
 
 
-def _nginx(nginx: str, nginx_build: str, work: Path, name: str, port: int) -> cmp.Managed:
-    d = work / name
-    d.mkdir(exist_ok=True)
-    (d / "nginx.conf").write_text(cmp.backend_conf(d, nginx_build, port))
-    argv = [nginx, "-p", str(d), "-c", str(d / "nginx.conf"), "-e", str(d / "error.log")]
-    server = cmp.Managed(name, [*argv, "-g", "daemon off;"], work / f"{name}.log", {1})
-    if why := cmp.wait_ready(server, port, 10):
-        raise RuntimeError(f"{name}: {why}")
-    return server
-
-
 def _config(port: int, backends: list[int], access_log: Path) -> str:
     lines = "\n".join(f'      - {{address: "127.0.0.1:{p}"}}' for p in backends)
     return f"""
@@ -131,7 +120,10 @@ def main() -> int:
     watch: LogWatch | None = None
     try:
         ports = [cmp.free_port() for _ in range(3)]
-        backends = [_nginx(nginx, nginx_build, work, f"b{i}", p) for i, p in enumerate(ports)]
+        backends = [
+            cmp.start_nginx_backend(nginx, nginx_build, work, f"b{i}", p, {1})
+            for i, p in enumerate(ports)
+        ]
         servers += backends
         port = cmp.free_port()
         (work / "lbproxy.yaml").write_text(_config(port, ports, work / "access.log"))
@@ -175,7 +167,7 @@ def main() -> int:
 
         cmp.log(f"recovery: b1 restarted, {args.duration}s")
         restarted_at = time.monotonic()
-        servers.append(_nginx(nginx, nginx_build, work, "b1", ports[1]))
+        servers.append(cmp.start_nginx_backend(nginx, nginx_build, work, "b1", ports[1], {1}))
         recovery = _measure(wrk, port, args.rate, args.duration)
         up = watch.first_after("is up", restarted_at)
         proxy.stop()

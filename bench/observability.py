@@ -94,19 +94,8 @@ def main() -> int:
     results: dict[str, list[tuple[float, float]]] = {v: [] for v in VARIANTS}
     backend: cmp.Managed | None = None
     try:
-        d = work / "backend"
-        d.mkdir()
         backend_port = cmp.free_port()
-        (d / "nginx.conf").write_text(cmp.backend_conf(d, nginx_build, backend_port))
-        backend = cmp.Managed(
-            "backend",
-            [nginx, "-p", str(d), "-c", str(d / "nginx.conf"), "-e", str(d / "error.log"),
-             "-g", "daemon off;"],
-            work / "backend.log",
-            {1},
-        )  # fmt: skip
-        if why := cmp.wait_ready(backend, backend_port, 10):
-            raise RuntimeError(f"backend: {why}")
+        backend = cmp.start_nginx_backend(nginx, nginx_build, work, "backend", backend_port, {1})
         for rnd in range(args.rounds):
             for variant in VARIANTS if rnd % 2 == 0 else reversed(VARIANTS):
                 cmp.log(f"round {rnd + 1}/{args.rounds}: {variant}")

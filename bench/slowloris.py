@@ -147,29 +147,10 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="lbproxy-slowloris-"))
     servers: list[cmp.Managed] = []
     try:
-        d = work / "backend"
-        d.mkdir()
         backend_port = cmp.free_port()
-        (d / "nginx.conf").write_text(cmp.backend_conf(d, nginx_build, backend_port))
-        backend = cmp.Managed(
-            "backend",
-            [
-                nginx,
-                "-p",
-                str(d),
-                "-c",
-                str(d / "nginx.conf"),
-                "-e",
-                str(d / "error.log"),
-                "-g",
-                "daemon off;",
-            ],
-            work / "backend.log",
-            {1},
+        servers.append(
+            cmp.start_nginx_backend(nginx, nginx_build, work, "backend", backend_port, {1})
         )
-        servers.append(backend)
-        if why := cmp.wait_ready(backend, backend_port, 10):
-            raise RuntimeError(f"backend: {why}")
         port = cmp.free_port()
         conf = cmp.lbproxy_conf(port, backend_port).replace(
             '    bind: "127.0.0.1:',

@@ -52,6 +52,6 @@ cdef class Random(_Seeded):
     pass
 
 
-@cython.final
 cdef class PowerOfTwo(_Seeded):
-    cdef inline Py_ssize_t _better(self, Py_ssize_t a, Py_ssize_t b) noexcept
+    # Not final: PeakEwma (ewma.pyx) is PowerOfTwo with another comparison.
+    cdef Py_ssize_t _better(self, Py_ssize_t a, Py_ssize_t b) except -1

@@ -231,13 +231,7 @@ cdef class _Seeded(_Base):
         return i
 
     cdef Py_ssize_t _pick(self, object accept) except? -2:
-        raise NotImplementedError  # each subclass draws its own way
-
-
-cdef class Random(_Seeded):
-    """Weighted random picks (xorshift64*), reproducible from a seed."""
-
-    cdef Py_ssize_t _pick(self, object accept) except? -2:
+        # Random's draw; PowerOfTwo (and PeakEwma after it) draw their own way.
         cdef Py_ssize_t n = self.n
         cdef Py_ssize_t i
         cdef Py_ssize_t chosen = -1
@@ -273,10 +267,16 @@ cdef class Random(_Seeded):
         return -1  # not reached: r < ok_total
 
 
-cdef class PowerOfTwo(_Seeded):
-    """Two weighted random candidates; the less loaded (per weight) wins."""
+cdef class Random(_Seeded):
+    """Weighted random picks (xorshift64*), reproducible from a seed: the
+    draw _Seeded makes, under its own name."""
 
-    cdef inline Py_ssize_t _better(self, Py_ssize_t a, Py_ssize_t b) noexcept:
+
+cdef class PowerOfTwo(_Seeded):
+    """Two weighted random candidates; the less loaded (per weight) wins.
+    PeakEwma (``lbproxy._fast.ewma``) keeps the scheme and replaces ``_better``."""
+
+    cdef Py_ssize_t _better(self, Py_ssize_t a, Py_ssize_t b) except -1:
         # Fewer in flight per unit of weight; a tie keeps the first drawn.
         if <int64_t>self.active_count[b] * self.weights[a] < <int64_t>self.active_count[a] * self.weights[b]:
             return b

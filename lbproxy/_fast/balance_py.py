@@ -261,15 +261,7 @@ class _Seeded(_Base):
         return i
 
     def _pick(self, accept: Accept | None) -> int:
-        raise NotImplementedError  # each subclass draws its own way
-
-
-class Random(_Seeded):
-    """Weighted random picks (xorshift64*), reproducible from a seed."""
-
-    __slots__ = ()
-
-    def _pick(self, accept: Accept | None) -> int:
+        # Random's draw; PowerOfTwo (and PeakEwma after it) draw their own way.
         weights = self._weights
         total = sum(weights)
         if total == 0:
@@ -302,8 +294,16 @@ class Random(_Seeded):
         return -1  # not reached: r < ok_total
 
 
+class Random(_Seeded):
+    """Weighted random picks (xorshift64*), reproducible from a seed: the
+    draw _Seeded makes, under its own name."""
+
+    __slots__ = ()
+
+
 class PowerOfTwo(_Seeded):
-    """Two weighted random candidates; the less loaded (per weight) wins."""
+    """Two weighted random candidates; the less loaded (per weight) wins.
+    PeakEwma (``lbproxy._fast.ewma``) keeps the scheme and replaces ``_better``."""
 
     __slots__ = ()
 

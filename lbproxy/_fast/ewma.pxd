@@ -1,13 +1,13 @@
-# Declarations for C-level callers (a compiled pool) and for ewma.pyx, which
-# shares _Seeded (weights, in-flight counts, generator, weighted draw, the
-# state-restoring pick) with balance.pyx's Random and PowerOfTwo.
+# Declarations for C-level callers (a compiled pool) and for ewma.pyx. PeakEwma
+# is balance.pyx's PowerOfTwo (weights, in-flight counts, generator, the two
+# weighted draws and the state-restoring pick) with its own _better.
 cimport cython
 
-from lbproxy._fast.balance cimport _Seeded
+from lbproxy._fast.balance cimport PowerOfTwo
 
 
 @cython.final
-cdef class PeakEwma(_Seeded):
+cdef class PeakEwma(PowerOfTwo):
     cdef double *estimate  # e: peak-EWMA latency, seconds
     cdef double *stamp     # s: clock reading at the last observation
     cdef char *answered    # 0 until the first observation

@@ -42,7 +42,7 @@ cdef void *_alloc(Py_ssize_t count, size_t item_size) except NULL:
     return p
 
 
-cdef class PeakEwma(_Seeded):
+cdef class PeakEwma(PowerOfTwo):
     """Two weighted random candidates; the lower decayed peak-EWMA latency,
     times requests in flight + 1, per weight, wins."""
 
@@ -109,44 +109,3 @@ cdef class PeakEwma(_Seeded):
         if self._cost(b, t) * <double>self.weights[a] < self._cost(a, t) * <double>self.weights[b]:
             return b
         return a
-
-    cdef Py_ssize_t _pick(self, object accept) except? -2:
-        # PowerOfTwo's candidate scheme, line for line; only _better differs.
-        # The pick wrapper around it (generator restored on -1 or raise) is
-        # _Seeded's.
-        cdef Py_ssize_t n = self.n
-        cdef Py_ssize_t i, a, b
-        cdef int64_t *weights = self.weights
-        cdef char *mark = self.mark
-        cdef uint64_t total = 0, ok_total = 0, rest
-        cdef bint ok_a, ok_b
-        for i in range(n):
-            total += <uint64_t>weights[i]
-        if total == 0:
-            return -1
-        a = self._draw(False, total, -1)
-        rest = total - <uint64_t>weights[a]
-        b = self._draw(False, rest, a) if rest > 0 else -1
-        if accept is None:
-            return a if b < 0 else self._better(a, b)
-        ok_a = accept(a)
-        ok_b = b >= 0 and accept(b)
-        if ok_a and ok_b:
-            return self._better(a, b)
-        if ok_a:
-            return a
-        if ok_b:
-            return b
-        # Both refused: draw the two choices again among what accept takes.
-        for i in range(n):
-            mark[i] = 0
-            if weights[i] > 0 and i != a and i != b and accept(i):
-                mark[i] = 1
-                ok_total += <uint64_t>weights[i]
-        if ok_total == 0:
-            return -1
-        a = self._draw(True, ok_total, -1)
-        rest = ok_total - <uint64_t>weights[a]
-        if rest == 0:
-            return a
-        return self._better(a, self._draw(True, rest, a))

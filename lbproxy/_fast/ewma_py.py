@@ -74,12 +74,11 @@ import math as _math
 import time as _time
 from typing import TYPE_CHECKING
 
-from lbproxy._fast.balance_py import _Seeded
+from lbproxy._fast.balance_py import PowerOfTwo as _PowerOfTwo
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from lbproxy.balance.base import Accept
 
 # The double nearest ln 2 (== math.log(2)); the compiled twin uses the same
 # literal, so the decay exponents agree to the last bit.
@@ -95,7 +94,7 @@ _ldexp = _math.ldexp
 _exp = _math.exp
 
 
-class PeakEwma(_Seeded):
+class PeakEwma(_PowerOfTwo):
     """Two weighted random candidates; the lower decayed peak-EWMA latency,
     times requests in flight + 1, per weight, wins."""
 
@@ -160,40 +159,3 @@ class PeakEwma(_Seeded):
         t = _ldexp(self._clock(), 0)
         weights = self._weights
         return b if self._cost(b, t) * weights[a] < self._cost(a, t) * weights[b] else a
-
-    def _pick(self, accept: Accept | None) -> int:
-        # PowerOfTwo's candidate scheme, line for line; only _better differs.
-        # The pick wrapper around it (generator restored on -1 or raise) is
-        # _Seeded's.
-        weights = self._weights
-        total = sum(weights)
-        if total == 0:
-            return -1
-        a = self._draw(None, total, -1)
-        rest = total - weights[a]
-        b = self._draw(None, rest, a) if rest > 0 else -1
-        if accept is None:
-            return a if b < 0 else self._better(a, b)
-        ok_a = accept(a)
-        ok_b = b >= 0 and accept(b)
-        if ok_a and ok_b:
-            return self._better(a, b)
-        if ok_a:
-            return a
-        if ok_b:
-            return b
-        # Both refused: draw the two choices again among what accept takes.
-        mark = self._mark
-        ok_total = 0
-        for i, w in enumerate(weights):
-            mark[i] = False
-            if w > 0 and i != a and i != b and accept(i):
-                mark[i] = True
-                ok_total += w
-        if ok_total == 0:
-            return -1
-        a = self._draw(mark, ok_total, -1)
-        rest = ok_total - weights[a]
-        if rest == 0:
-            return a
-        return self._better(a, self._draw(mark, rest, a))

@@ -406,7 +406,8 @@ class Exchange:
 
     def _attach(self, conn: UpstreamConnection) -> None:
         conn.reset(self)
-        self.sent_at = monotonic()
+        if self.client.lr.logging:
+            self.sent_at = monotonic()  # only the access log reads it
         self.upstream = conn
         backend = self.backend
         assert backend is not None
@@ -516,14 +517,21 @@ class Exchange:
         except FramingError as err:
             self.on_upstream_error(f"invalid response from backend: {err}")
             return BODY_FAILED
-        self.head_at = monotonic()
+        # One clock read for whoever wants it: the access log, latency-aware
+        # balancing, outlier detection and breakers.
+        now = 0.0
+        if self.client.lr.logging:
+            now = self.head_at = monotonic()
         pool = self.pool
         b = self.backend
         if pool is not None and b is not None:
-            if pool.observes:
-                pool.observe(b, monotonic() - self.picked_at)
-            if pool.reports:
-                pool.report(b, status < 500, monotonic())
+            if pool.observes or pool.reports:
+                if not now:
+                    now = monotonic()
+                if pool.observes:
+                    pool.observe(b, now - self.picked_at)
+                if pool.reports:
+                    pool.report(b, status < 500, now)
             if status in pool.retry_statuses and self._retry((str(status),), True):
                 # This answer goes nowhere: the next backend's will.
                 b.failures_total += 1

@@ -1,12 +1,11 @@
 # Declarations for C-level callers (a compiled pool) and for ewma.pyx. PeakEwma
 # is balance.pyx's PowerOfTwo (weights, in-flight counts, generator, the two
 # weighted draws and the state-restoring pick) with its own _better.
-cimport cython
-
 from lbproxy._fast.balance cimport PowerOfTwo
 
 
-@cython.final
+# Not final: Cython 3.3 refuses an override of an inherited method (_better)
+# in a final class ("Overriding final methods is not allowed").
 cdef class PeakEwma(PowerOfTwo):
     cdef double *estimate  # e: peak-EWMA latency, seconds
     cdef double *stamp     # s: clock reading at the last observation

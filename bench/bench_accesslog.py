@@ -49,6 +49,8 @@ def main() -> None:
         sent_at=1.0,
         head_at=1.002,
         reason="",
+        request_id=b"",
+        traceparent=b"",
     )
     client = Fake(client_ip=b"127.0.0.1")
     with tempfile.TemporaryDirectory() as d:

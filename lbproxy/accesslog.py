@@ -32,25 +32,28 @@ class AccessLogger:
                 self._out = open(cfg.path, "a", encoding="utf-8")  # noqa: SIM115 - lives with the proxy
                 self._own = True
         self._lines: list[str] = []
-        self._second = -1
         # JSON literals of values that repeat (methods, hosts, client
         # addresses), and of the listener/route/pool/backend part of a line.
         self._lits: dict[bytes, str] = {}
         self._wheres: dict[tuple[object, ...], str] = {}
-        self._fmt = ""
+        self._fmt = "%Y-%m-%dT%H:%M:%S%z" if cfg.format == "json" else "%d/%b/%Y:%H:%M:%S %z"
         self._stamp = ""
+        self._until = 0.0
 
     @property
     def enabled(self) -> bool:
         return self._out is not None
 
-    def _clock(self, fmt: str) -> str:
-        # strftime costs microseconds and its answer changes once a second.
-        second = int(time.time())
-        if second != self._second or fmt != self._fmt:
-            self._second = second
-            self._fmt = fmt
-            self._stamp = time.strftime(fmt, time.localtime(second))
+    def _clock(self, now: float) -> str:
+        # strftime costs microseconds and its answer changes once a second:
+        # the stamp is remade only when the monotonic clock passes the next
+        # wall-clock second (``now`` is the caller's monotonic reading).
+        if now < self._until:
+            return self._stamp
+        wall = time.time()
+        second = int(wall)
+        self._stamp = time.strftime(self._fmt, time.localtime(second))
+        self._until = now + (second + 1 - wall)
         return self._stamp
 
     def _lit(self, value: bytes) -> str:
@@ -77,8 +80,9 @@ class AccessLogger:
         status = ex.resp_status
         if self.format == "json":
             # Built by hand, not json.dumps of a dict (a third of the cost):
-            # the fields are written in a fixed order, and a string goes
-            # through the JSON escaper only when it needs escaping.
+            # the fields are written in a fixed order, values that repeat are
+            # cached as JSON literals, and a string goes through the JSON
+            # escaper only when it needs escaping.
             lits = self._lits
             method = lits.get(ex.method) or self._lit(ex.method)
             host = lits.get(ex.host) or self._lit(ex.host)
@@ -87,7 +91,7 @@ class AccessLogger:
             where = self._wheres.get(where_key) or self._where(where_key)
             parts = [
                 '{"time":"',
-                self._clock("%Y-%m-%dT%H:%M:%S%z"),
+                self._clock(now),
                 where,
                 ip,
                 ',"method":',
@@ -96,18 +100,23 @@ class AccessLogger:
                 host,
                 ',"path":',
                 _json_bytes(ex.target),
-                f',"status":{status},"bytes":{ex.resp_bytes},"bytes_in":{ex.body_in},'
-                f'"duration_ms":{round(duration * 1000, 3)!r}',
+                f',"status":{status},"bytes":{ex.resp_bytes},"bytes_in":{ex.body_in}'
+                f',"duration_ms":{duration * 1000.0:.3f}',
             ]
             if ex.connect_s:
-                parts.append(f',"connect_ms":{round(ex.connect_s * 1000, 3)!r}')
+                parts.append(f',"connect_ms":{ex.connect_s * 1000.0:.3f}')
             if ex.head_at and ex.sent_at:
                 # The backend's time to answer: request head written -> response head read.
-                parts.append(f',"response_ms":{round((ex.head_at - ex.sent_at) * 1000, 3)!r}')
+                parts.append(f',"response_ms":{(ex.head_at - ex.sent_at) * 1000.0:.3f}')
             if ex.user_agent:
-                parts += (',"user_agent":', _json_bytes(ex.user_agent))
+                agent = ex.user_agent
+                parts += (',"user_agent":', lits.get(agent) or self._lit(agent))
             if ex.referer:
                 parts += (',"referer":', _json_bytes(ex.referer))
+            if ex.request_id:
+                parts += (',"request_id":', _json_bytes(ex.request_id))
+            if ex.traceparent:
+                parts += (',"traceparent":', _json_bytes(ex.traceparent))
             if ex.attempts > 1:
                 parts.append(f',"tries":{ex.attempts}')  # clients never see retries; the log does
             if ex.reason:
@@ -115,7 +124,7 @@ class AccessLogger:
             parts.append("}")
             line = "".join(parts)
         else:
-            when = self._clock("%d/%b/%Y:%H:%M:%S %z")
+            when = self._clock(now)
             why = ex.reason.replace(" ", "_") if ex.reason else "-"
             referer = _quoted(ex.referer)
             agent = _quoted(ex.user_agent)

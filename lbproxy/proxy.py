@@ -25,6 +25,7 @@ from lbproxy.config.model import Backend, Config, Pool
 from lbproxy.http.listener import ListenerRuntime
 from lbproxy.http.pool import DISABLED, DRAINING, ENABLED, BackendState, PoolRuntime
 from lbproxy.samples import SampleBackends
+from lbproxy.tracing import T_REQUEST_ID, T_TRACEPARENT
 
 if TYPE_CHECKING:
     from lbproxy.admin import AdminServer
@@ -99,7 +100,7 @@ class Proxy:
                         f"cannot bind {lc.bind} (listener {lc.name}): {err.strerror or err}"
                     ) from err
                 self.listeners[lc.name] = lr
-            self._count_requests()
+            self._configure_listeners()
             if cfg.admin is not None:
                 from lbproxy.admin import AdminServer  # aiohttp's server only when used
 
@@ -287,7 +288,7 @@ class Proxy:
             self.access_log.close()
             self.access_log = access_log
         self.config = config
-        self._count_requests()
+        self._configure_listeners()
         self._tick = _tick_interval(config)
         log.info("config reloaded from %s", config.source)
 
@@ -350,11 +351,18 @@ class Proxy:
 
         return metrics_text(self)
 
-    def _count_requests(self) -> None:
+    def _configure_listeners(self) -> None:
         # The data path counts finished requests only when something can read
         # them: an admin API.
+        tracing = self.config.tracing
+        bits = (T_REQUEST_ID if tracing.request_id else 0) | (
+            T_TRACEPARENT if tracing.traceparent else 0
+        )
         for lr in self.listeners.values():
             lr.metrics = self.config.admin is not None
+            lr.tracing = bits
+            lr.rid_name = tracing.request_id_header.encode()
+            lr.rid_lower = lr.rid_name.lower()
 
     # -- run-time changes (the admin API) -------------------------------------------
     def _pool(self, pool: str) -> PoolRuntime:

@@ -61,6 +61,7 @@ from lbproxy.config.model import (
     Retries,
     Route,
     RouteMatch,
+    Tracing,
 )
 from lbproxy.config.units import UnitError, parse_duration, parse_size
 
@@ -85,6 +86,7 @@ _TOP_KEYS = (
     "listeners",
     "pools",
     "access_log",
+    "tracing",
     "admin",
 )
 _TOP_LATER = ("geo", "cluster")
@@ -143,6 +145,17 @@ _KEEPALIVE_KEYS = ("max_idle_per_backend", "idle_timeout")
 _BACKEND_KEYS = ("address", "weight", "zone", "backup")
 _ACCESS_LOG_KEYS = ("format", "path")
 _ADMIN_KEYS = ("bind", "token_env")
+_TRACING_KEYS = ("request_id", "request_id_header", "traceparent")
+# Headers whose lines the proxy itself reads for framing or writes: a request
+# id under one of these names would corrupt the message.
+_RESERVED_HEADERS = frozenset(
+    {
+        "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te",
+        "trailer", "upgrade", "proxy-connection", "expect", "via", "x-forwarded-for",
+        "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip", "traceparent",
+        "tracestate",
+    }
+)
 
 _BALANCE = (
     "round_robin",
@@ -212,6 +225,7 @@ _DEFAULT_POOL_LIMITS = PoolLimits()
 _DEFAULT_RETRIES = Retries()
 _DEFAULT_ACCESS_LOG = AccessLog()
 _DEFAULT_ADMIN = Admin()
+_DEFAULT_TRACING = Tracing()
 # An environment variable name, as admin.token_env names one.
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Hosts that bind every address: one of them and any host on the same port clash.
@@ -675,6 +689,7 @@ class _Builder:
         )
         sample_backends = self.sample_backends(m)
         access_log = self.access_log(m.get("access_log"), m.at("access_log"))
+        tracing = self.tracing(m.get("tracing"), m.at("tracing"))
         pools = self.pools(m.get("pools"), m.at("pools"), sample_backends)
         listeners_node = m.get("listeners")
         listeners: tuple[Listener, ...] = ()
@@ -690,6 +705,7 @@ class _Builder:
             shutdown_timeout=shutdown_timeout,
             sample_backends=sample_backends,
             access_log=access_log,
+            tracing=tracing,
             admin=admin,
         )
 
@@ -751,6 +767,33 @@ class _Builder:
             ),
             path=self.opt(m, "path", _DEFAULT_ACCESS_LOG.path, self.log_path),
         )
+
+    def tracing(self, node: Node | None, path: str) -> Tracing:
+        if node is None:
+            return _DEFAULT_TRACING
+        m = self.mapping(node, path, _TRACING_KEYS)
+        if m is None:
+            return _DEFAULT_TRACING
+        return Tracing(
+            request_id=self.opt(m, "request_id", _DEFAULT_TRACING.request_id, self.boolean),
+            request_id_header=self.opt(
+                m, "request_id_header", _DEFAULT_TRACING.request_id_header, self.header_name
+            ),
+            traceparent=self.opt(m, "traceparent", _DEFAULT_TRACING.traceparent, self.boolean),
+        )
+
+    def header_name(self, node: Node, path: str) -> str | None:
+        text = self.text(node, path)
+        if text is None:
+            return None
+        name = text.strip()
+        if not _TOKEN.fullmatch(name):
+            self.fail(path, node, f"{_quote(name)} is not a valid header name")
+            return None
+        if name.lower() in _RESERVED_HEADERS:
+            self.fail(path, node, f"{_quote(name)} is a header the proxy manages itself")
+            return None
+        return name
 
     def admin(self, node: Node | None, path: str, listeners: Sequence[Listener]) -> Admin | None:
         if node is None:

@@ -48,6 +48,15 @@ class RouteMatch:
 class Route:
     match: RouteMatch
     pool: str
+    # A route is a dict key per request (metrics counts, access-log cache):
+    # its hash is computed once, from the same fields equality compares.
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.match, self.pool)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +186,15 @@ class AccessLog:
 
 
 @dataclass(frozen=True, slots=True)
+class Tracing:
+    """Request ids and W3C trace context (``lbproxy.tracing``); both off by default."""
+
+    request_id: bool = False  # accept or create one, send it upstream and back
+    request_id_header: str = "X-Request-ID"
+    traceparent: bool = False  # keep the trace id, new span id; create when missing
+
+
+@dataclass(frozen=True, slots=True)
 class Admin:
     """The admin API server (``lbproxy.admin``)."""
 
@@ -194,5 +212,6 @@ class Config:
     shutdown_timeout: float = 30.0
     sample_backends: int = 0
     access_log: AccessLog = field(default_factory=AccessLog)
+    tracing: Tracing = field(default_factory=Tracing)
     admin: Admin | None = None  # None = no admin API server
     source: str | None = None  # path of the file this came from, for reloads

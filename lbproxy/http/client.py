@@ -36,6 +36,14 @@ from lbproxy.http.shared import (
     not_connected,
 )
 from lbproxy.routing.router import normalise_host
+from lbproxy.tracing import (
+    T_REQUEST_ID,
+    T_TRACEPARENT,
+    new_request_id,
+    next_traceparent,
+    usable_request_id,
+    without_lines,
+)
 
 if TYPE_CHECKING:
     from lbproxy._fast import h1_py
@@ -459,19 +467,66 @@ class ClientConnection:
                 for name, _ in headers:
                     if len(name) == 15 and name.lower() == b"idempotency-key":
                         ex.idempotent = True
-        if lr.logging:
-            # Only an access log wants these; the hot path skips the scan.
-            for name, value in headers:
-                lname = name.lower()
-                if lname == b"user-agent":
-                    ex.user_agent = value
-                elif lname == b"referer":
-                    ex.referer = value
+        if lr.logging or lr.tracing:
+            # Only an access log or tracing wants these; the hot path skips the scan.
+            self._trace(ex, headers, lr)
         self.cur = ex
         self.queue.append(ex)
         if len(self.queue) == 1:
             ex.begin()
         return method == b"CONNECT" or bool(flags & UPGRADE)
+
+    def _trace(
+        self, ex: Exchange, headers: list[tuple[bytes, bytes]], lr: ListenerRuntime
+    ) -> None:
+        """Read what the access log records; give the request its id and trace
+        context when ``tracing`` is configured (see lbproxy/tracing.py)."""
+        rid_lower = lr.rid_lower
+        rid: bytes | None = None
+        rid_seen = False
+        parent: bytes | None = None
+        for name, value in headers:
+            lname = name.lower()
+            if lname == b"user-agent":
+                ex.user_agent = value
+            elif lname == b"referer":
+                ex.referer = value
+            elif lname == rid_lower:
+                if rid is None and not rid_seen:
+                    rid = value
+                rid_seen = True
+            elif lname == b"traceparent":
+                # Two are invalid (W3C trace context 3.2): start a new trace.
+                parent = value if parent is None else b""
+        tracing = lr.tracing
+        if not tracing:
+            ex.request_id = rid or b""
+            ex.traceparent = parent or b""
+            return
+        block = ex.block
+        drop: tuple[bytes, ...] = ()
+        if tracing & T_REQUEST_ID:
+            if rid is None or not usable_request_id(rid):
+                if rid_seen:
+                    drop = (rid_lower,)
+                rid = new_request_id()
+                add = lr.rid_name + b": " + rid + b"\r\n"
+            else:
+                add = b""
+            ex.request_id = rid
+        else:
+            ex.request_id = rid or b""
+            add = b""
+        if tracing & T_TRACEPARENT:
+            ex.traceparent = next_traceparent(parent or None)
+            if parent is not None:
+                drop += (b"traceparent",)
+            add += b"traceparent: " + ex.traceparent + b"\r\n"
+        else:
+            ex.traceparent = parent or b""
+        if drop:
+            block = without_lines(block, drop)
+        ex.block = block + add
 
     def on_body(self, body: bytes) -> None:
         cur = self.cur

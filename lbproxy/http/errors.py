@@ -35,12 +35,17 @@ _RETRY_AFTER = b"Retry-After: 1\r\n"
 
 
 def error_response(
-    status: int, close: bool, head_only: bool = False, retry_after: bool = False
+    status: int,
+    close: bool,
+    head_only: bool = False,
+    retry_after: bool = False,
+    extra: bytes = b"",
 ) -> bytes:
     """The bytes of the proxy's own response with this status; ``retry_after``
-    adds ``Retry-After: 1`` (a full queue: come back in a second)."""
-    if retry_after:
-        full = _build(status, close, _RETRY_AFTER)
+    adds ``Retry-After: 1`` (a full queue: come back in a second), ``extra``
+    more header lines (each ending CRLF), such as the request id."""
+    if retry_after or extra:
+        full = _build(status, close, (_RETRY_AFTER if retry_after else b"") + extra)
         return full[: full.index(b"\r\n\r\n") + 4] if head_only else full
     cache = _HEAD_CACHE if head_only else _CACHE
     data = cache.get((status, close))

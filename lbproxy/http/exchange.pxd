@@ -39,6 +39,8 @@ cdef class Exchange:
     cdef public bint queued
     cdef public str reason
     cdef public bytes referer
+    cdef public bytes request_id
+    cdef public bytes traceparent
     cdef public object replay
     cdef public Py_ssize_t replay_size
     cdef public bint replayable

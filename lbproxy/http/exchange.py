@@ -40,6 +40,7 @@ from lbproxy.http.shared import (
     NOT_IN_TRAILERS,
 )
 from lbproxy.http.upstream import UpstreamConnection
+from lbproxy.tracing import T_REQUEST_ID
 
 if TYPE_CHECKING:
     from lbproxy.config.model import Route
@@ -153,6 +154,7 @@ class Exchange:
         "replayable",
         "req_done",
         "req_empty",
+        "request_id",
         "resp_bytes",
         "resp_framed",
         "resp_started",
@@ -163,6 +165,7 @@ class Exchange:
         "sent_at",
         "started_at",
         "target",
+        "traceparent",
         "tried",
         "tunnel",
         "upgrade",
@@ -235,6 +238,9 @@ class Exchange:
         self.started_at = monotonic()
         self.user_agent = b""  # filled only when an access log is written
         self.referer = b""
+        # Filled by the client when tracing or an access log wants them.
+        self.request_id = b""
+        self.traceparent = b""
         self.upstream_read_paused = False
         self.connect_task: _ConnectTask | None = None
         self.hash_key: bytes | None = None  # set by the client for hashing pools
@@ -599,12 +605,24 @@ class Exchange:
             extra += b"Connection: close\r\n"
         elif not self.http11:
             extra += b"Connection: keep-alive\r\n"
+        if client.lr.tracing & T_REQUEST_ID:
+            extra += self._request_id_line(headers)
         self.close_after = close
         self.resp_started = True
         self.deadline_kind = NO_DEADLINE if status == 101 else self.deadline_kind
         line = _STATUS_LINES.get((status, reason)) or _status_line(status, reason)
         client.write(b"".join((line, block, extra, b"\r\n")))
         return framing
+
+    def _request_id_line(self, headers: list[tuple[bytes, bytes]] | None) -> bytes:
+        """The request id for the client, unless the backend's answer echoes one."""
+        lr = self.client.lr
+        if headers is not None:
+            rid_lower = lr.rid_lower
+            for name, _ in headers:
+                if len(name) == len(rid_lower) and name.lower() == rid_lower:
+                    return b""
+        return lr.rid_name + b": " + self.request_id + b"\r\n"
 
     def on_response_body(self, data: bytes) -> None:
         self.resp_bytes += len(data)
@@ -717,7 +735,10 @@ class Exchange:
         )
         self.resp_status = status
         self.resp_started = True
-        self.client.write(error_response(status, close, self.method_head, retry_after))
+        extra = b""
+        if self.request_id and self.client.lr.tracing & T_REQUEST_ID:
+            extra = self._request_id_line(None)
+        self.client.write(error_response(status, close, self.method_head, retry_after, extra))
         self._finish(close)
 
     def _count_failure(self) -> None:

@@ -21,8 +21,11 @@ cdef class ListenerRuntime:
     cdef public bint metrics
     cdef public str name
     cdef public bytes proto
+    cdef public bytes rid_lower
+    cdef public bytes rid_name
     cdef public object router
     cdef public object server
+    cdef public int tracing
 
     @cython.locals(conn=ClientConnection, acted=Py_ssize_t, i=Py_ssize_t, n=Py_ssize_t)
     cpdef void _check_from(self, list conns, Py_ssize_t start, double now)

@@ -43,8 +43,11 @@ class ListenerRuntime:
         "metrics",
         "name",
         "proto",
+        "rid_lower",
+        "rid_name",
         "router",
         "server",
+        "tracing",
     )
 
     def __init__(
@@ -68,6 +71,10 @@ class ListenerRuntime:
         # counted only when an admin API can serve them (Proxy sets this).
         self.metrics = False
         self.counts: dict[tuple[object, object, int], int] = {}
+        # tracing.T_* bits and the request-id header's name (Proxy sets them).
+        self.tracing = 0
+        self.rid_name = b"X-Request-ID"
+        self.rid_lower = b"x-request-id"
         self._trusted = [ipaddress.ip_network(c, strict=False) for c in config.trusted_proxies]
         self.server: asyncio.AbstractServer | None = None
 

@@ -209,3 +209,33 @@ def test_admin_errors_are_reported_with_the_others_in_file_order() -> None:
         "admin.token_env: must be the name of an environment variable (letters, digits"
         ' and "_", not starting with a digit), got 9 (line 12)',
     ]
+
+
+# --- tracing (a top-level section of its own; small enough to live here) -------------
+
+
+def test_tracing_defaults_off() -> None:
+    t = parse_config(MINIMAL).tracing
+    assert (t.request_id, t.request_id_header, t.traceparent) == (False, "X-Request-ID", False)
+
+
+def test_tracing_values() -> None:
+    t = parse_config(
+        MINIMAL + "tracing: {request_id: true, request_id_header: X-Trace-Id, traceparent: true}\n"
+    ).tracing
+    assert (t.request_id, t.request_id_header, t.traceparent) == (True, "X-Trace-Id", True)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("tracing: {request_id: 1}\n", "tracing.request_id: must be true or false"),
+        ("tracing: {request_id_header: Content-Length}\n", "manages itself"),
+        ("tracing: {request_id_header: 'a b'}\n", "is not a valid header name"),
+        ("tracing: {traceparnt: true}\n", 'did you mean "traceparent"'),
+        ("tracing: [1]\n", "tracing: must be a mapping"),
+    ],
+)
+def test_tracing_errors(extra: str, message: str) -> None:
+    (error,) = errors(MINIMAL + extra)
+    assert message in error and "(line 10)" in error

@@ -109,8 +109,8 @@ class AccessLogger:
                 # The backend's time to answer: request head written -> response head read.
                 parts.append(f',"response_ms":{(ex.head_at - ex.sent_at) * 1000.0:.3f}')
             if ex.user_agent:
-                agent = ex.user_agent
-                parts += (',"user_agent":', lits.get(agent) or self._lit(agent))
+                ua = ex.user_agent
+                parts += (',"user_agent":', lits.get(ua) or self._lit(ua))
             if ex.referer:
                 parts += (',"referer":', _json_bytes(ex.referer))
             if ex.request_id:

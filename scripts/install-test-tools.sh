@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install the external programs the test suite runs against lbproxy:
-# slowhttptest (slow-header and slow-body attacks, tests/http/test_hostile_clients.py).
+# slowhttptest (slow-header and slow-body attacks, tests/http/test_hostile_clients.py)
+# and Chromium (the admin dashboard, driven headless by Playwright in
+# tests/admin/test_dashboard.py).
 #
 # Unlike bench/install-tools.sh this is fatal: a test that needs a tool fails
 # without it, so a missing tool should stop scripts/test.sh with a clear
@@ -14,7 +16,7 @@ export PATH="$PATH:/usr/sbin:/usr/local/sbin:/sbin"
 have() { command -v "$1" >/dev/null 2>&1; }
 
 # tool -> Debian package
-declare -A PACKAGE=([slowhttptest]=slowhttptest)
+declare -A PACKAGE=([slowhttptest]=slowhttptest [chromium]=chromium)
 
 missing=()
 for tool in "${!PACKAGE[@]}"; do

@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from lbproxy.admin.dashboard import DashboardSampler, dashboard, dashboard_page, page_headers
 from lbproxy.config.addresses import AddressError, parse_address
 from lbproxy.config.errors import ConfigError
 from lbproxy.config.loader import MAX_CONFIG_WEIGHT
@@ -33,18 +34,6 @@ log = logging.getLogger("lbproxy")
 _ACTIONS = ("drain", "enable", "disable")
 _MAX_BODY = 64 * 1024
 _METRICS_TYPE = "text/plain; version=0.0.4"
-_INDEX = """<!doctype html>
-<html><head><meta charset="utf-8"><title>lbproxy admin</title></head>
-<body>
-<h1>lbproxy admin</h1>
-<p>The dashboard is not built yet. Meanwhile:</p>
-<ul>
-<li><a href="/api/status">/api/status</a> &mdash;
-listeners, pools and every backend's state (JSON)</li>
-<li><a href="/metrics">/metrics</a> &mdash; Prometheus metrics</li>
-</ul>
-</body></html>
-"""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -124,6 +113,8 @@ class AdminServer:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._reload_lock = asyncio.Lock()
+        # The dashboard's last minute; reads the pools the proxy has at each sample.
+        self.sampler = DashboardSampler(lambda: self.proxy.pools)
         self.app = self._make_app()
 
     # -- lifecycle --------------------------------------------------------------
@@ -144,12 +135,14 @@ class AdminServer:
             raise
         self._runner = runner
         self._site = site
+        self.sampler.start()
         mode = (
             "read-write" if self._token is not None else f"read-only ({name or 'no token'} unset)"
         )
         log.info("admin API on http://%s:%d/ (%s)", bind.host, self.bound_port(), mode)
 
     async def stop(self) -> None:
+        await self.sampler.stop()
         runner, self._runner, self._site = self._runner, None, None
         if runner is not None:
             await runner.cleanup()
@@ -172,6 +165,7 @@ class AdminServer:
         r.add_get("/", self.index)
         r.add_get("/metrics", self.metrics)
         r.add_get("/api/status", self.status)
+        r.add_get("/api/dashboard", self.dashboard)
         r.add_get("/api/explain", self.explain)
         r.add_post("/api/pools/{pool}/backends", self.add_backend)
         r.add_delete("/api/pools/{pool}/backends/{address}", self.remove_backend)
@@ -183,10 +177,24 @@ class AdminServer:
     # -- reads --------------------------------------------------------------------
 
     async def index(self, request: web.Request) -> web.StreamResponse:
-        return web.Response(text=_INDEX, content_type="text/html")
+        """The live dashboard (lbproxy/admin/dashboard.html): one page, no
+        outside assets, polling ``/api/dashboard``."""
+        return web.Response(
+            body=dashboard_page(), content_type="text/html", charset="utf-8", headers=page_headers()
+        )
 
     async def status(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self.proxy.status())
+
+    async def dashboard(self, request: web.Request) -> web.StreamResponse:
+        """``/api/status`` plus the last minute of rates and latencies."""
+        # Latencies are observed only while the listeners count for /metrics.
+        listeners = self.proxy.listeners.values()
+        counted = bool(listeners) and all(lr.metrics for lr in listeners)
+        body = dashboard(self.sampler, self.proxy.status(), counted)
+        body["read_only"] = self._token is None
+        body["token_env"] = self.config.token_env
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
 
     async def explain(self, request: web.Request) -> web.StreamResponse:
         """Where would this request go, and why? Query: ``path`` (required),

@@ -168,7 +168,7 @@ async def test_index_page_links_status_and_metrics(monkeypatch: pytest.MonkeyPat
         code, body, resp = await env.call("GET", "/")
         assert code == 200
         assert resp.content_type == "text/html"
-        assert "not built yet" in body
+        assert "<title>lbproxy dashboard</title>" in body  # tests/admin/test_dashboard.py
         assert 'href="/api/status"' in body and 'href="/metrics"' in body
 
 

@@ -4,7 +4,7 @@
 """Builds the optional Cython extensions; all metadata lives in pyproject.toml.
 
 Every ``lbproxy/_fast/<name>.pyx`` becomes the extension ``lbproxy._fast.<name>``,
-and the data path modules ``lbproxy/http/{client,exchange,upstream,pool,listener}.py`` are
+and the data path modules ``lbproxy/http/{client,exchange,upstream,pool,accesslog,listener}.py`` are
 compiled as they are, typed by the ``.pxd`` beside each (see
 ``lbproxy/http/__init__.py``). Each has a pure-Python twin, so a build that
 cannot compile (no Cython, no C compiler, a compile error) warns and installs
@@ -31,7 +31,7 @@ from setuptools.errors import CCompilerError, ExecError, PlatformError
 HERE = Path(__file__).resolve().parent
 FAST = Path("lbproxy", "_fast")
 HTTP = Path("lbproxy", "http")
-DATAPATH = ("client", "exchange", "upstream", "pool", "listener")  # lbproxy.http.DATAPATH_MODULES
+DATAPATH = ("client", "exchange", "upstream", "pool", "accesslog", "listener")  # lbproxy.http.DATAPATH_MODULES
 BUILD_ERRORS = (CCompilerError, ExecError, PlatformError, ImportError)
 
 # boundscheck/wraparound are switched off in each .pyx's header instead, only

@@ -11,19 +11,27 @@ shows what an optimisation of the Python side buys.
 
     python bench/bench_datapath.py            # compiled hot paths
     LBPROXY_NO_EXTENSIONS=1 python bench/bench_datapath.py
+    python bench/bench_datapath.py --metrics --access-log json   # what they add
+
+``--metrics`` counts every request for /metrics, as an ``admin`` section does;
+``--access-log json|combined`` formats every line and writes it to a file in a
+temporary directory (flushes included).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import uvloop
 
 import lbproxy
 from lbproxy import _fast
-from lbproxy.accesslog import AccessLogger
+from lbproxy.http.accesslog import AccessLogger
 from lbproxy.http.client import ClientConnection
 from lbproxy.http.listener import ListenerRuntime
 from lbproxy.http.pool import PoolRuntime
@@ -85,11 +93,16 @@ class _Transport:
         pass
 
 
-def run(n: int) -> float:
+def run(n: int, metrics: bool, log_format: str, workdir: Path) -> float:
     loop = uvloop.new_event_loop()  # as in production: its time() is C
     config = lbproxy.parse_config(CONFIG)
+    log_cfg = dataclasses.replace(
+        config.access_log, format=log_format, path=str(workdir / "access.log")
+    )
     pools = {name: PoolRuntime(p) for name, p in config.pools.items()}
-    lr = ListenerRuntime(config.listeners[0], pools, AccessLogger(config.access_log), loop)
+    access_log = AccessLogger(log_cfg)
+    lr = ListenerRuntime(config.listeners[0], pools, access_log, loop)
+    lr.metrics = metrics
     backend = pools["web"].backends[0]
     up = UpstreamConnection(backend)
     up_t = _Transport(("127.0.0.1", 9))
@@ -108,8 +121,10 @@ def run(n: int) -> float:
     for _ in range(n):
         feed_client(request)
         feed_up(response)
+    access_log.flush()
     elapsed = time.perf_counter() - start
     assert cl_t.written > 0 and up_t.written > 0 and backend.idle.conns
+    access_log.close()
     loop.close()
     return elapsed / n * 1e6
 
@@ -118,10 +133,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=100_000, help="requests per repeat")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--metrics", action="store_true", help="count requests for /metrics")
+    ap.add_argument("--access-log", default="off", choices=["off", "json", "combined"])
     args = ap.parse_args()
-    best = min(run(args.n) for _ in range(args.repeat))
+    with tempfile.TemporaryDirectory() as d:
+        best = min(
+            run(args.n, args.metrics, args.access_log, Path(d)) for _ in range(args.repeat)
+        )
     print(f"hot paths: {_fast.describe()}")
-    print(f"data path, one request/response cycle: {best:.2f} us (best of {args.repeat})")
+    extras = f"metrics {'on' if args.metrics else 'off'}, access log {args.access_log}"
+    print(f"data path, one request/response cycle ({extras}): {best:.2f} us", end="")
+    print(f" (best of {args.repeat})")
 
 
 if __name__ == "__main__":

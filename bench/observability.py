@@ -14,16 +14,28 @@ Each measurement: wrk, 1 thread, 50 keep-alive connections, small responses,
 ``--duration`` seconds; lbproxy's user+sys CPU (from /proc) divided by the
 requests wrk completed. The report gives the median per variant and its ratio
 to ``off``; it goes to bench/results/observability-*.md.
+
+CPU time on a shared 2-core VM is noisy (the same variant varies by ±15% run
+to run), so ``--instructions`` adds a repeatable measure: each variant runs
+under ``valgrind --tool=callgrind`` twice, serving 1000 and then 4000
+sequential keep-alive requests from a plain socket client; the difference of
+the two instruction totals over 3000 is lbproxy's user-space instructions per
+request (start-up and shutdown cancel out; kernel work is not counted).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 import shutil
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -78,12 +90,86 @@ def _measure(
         (work / "access.log").unlink(missing_ok=True)
 
 
+_REQUEST = b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench\r\n\r\n"
+
+
+def _sequential(port: int, n: int) -> None:
+    """``n`` keep-alive requests, one at a time, on one connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        for _ in range(n):
+            s.sendall(_REQUEST)
+            buf = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise RuntimeError("lbproxy closed the connection")
+                buf += chunk
+                head, sep, body = buf.partition(b"\r\n\r\n")
+                if sep:
+                    m = re.search(rb"content-length: *(\d+)", head, re.I)
+                    if m is None:
+                        raise RuntimeError(f"no Content-Length in {head!r}")
+                    if len(body) >= int(m[1]):
+                        break
+
+
+def _instructions_once(variant: str, backend_port: int, work: Path, n: int) -> int:
+    port = cmp.free_port()
+    conf = work / f"{variant}-cg.yaml"
+    conf.write_text(_config(variant, port, backend_port, work))
+    out = work / f"{variant}-{n}.callgrind"
+    proc = subprocess.Popen(
+        [
+            *("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"),
+            *(sys.executable, "-m", "lbproxy", "--config", str(conf)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=cmp.REPO_ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 120  # start-up under valgrind is slow
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"lbproxy {variant} under valgrind did not start") from None
+                time.sleep(0.2)
+        _sequential(port, 50)  # warm: first connections, caches
+        _sequential(port, n)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        (work / "access.log").unlink(missing_ok=True)
+    m = re.search(rb"Collected : (\d+)", err)
+    if m is None:
+        raise RuntimeError(f"no callgrind total for {variant}: {err[-300:]!r}")
+    return int(m[1])
+
+
+def _instructions(variant: str, backend_port: int, work: Path) -> float:
+    low = _instructions_once(variant, backend_port, work, 1000)
+    high = _instructions_once(variant, backend_port, work, 4000)
+    return (high - low) / 3000
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--output", type=Path)
+    ap.add_argument(
+        "--instructions", action="store_true", help="also count instructions (callgrind)"
+    )
     args = ap.parse_args()
+    if args.instructions and shutil.which("valgrind") is None:
+        print("--instructions needs valgrind (Debian package valgrind)", file=sys.stderr)
+        return 1
     wrk = cmp.find_tool("wrk", None)
     nginx = cmp.find_tool("nginx", None)
     if wrk is None or nginx is None:
@@ -92,6 +178,7 @@ def main() -> int:
     nginx_build = cmp.tool_output([nginx, "-V"])
     work = Path(tempfile.mkdtemp(prefix="lbproxy-observability-"))
     results: dict[str, list[tuple[float, float]]] = {v: [] for v in VARIANTS}
+    instructions: dict[str, float] = {}
     backend: cmp.Managed | None = None
     try:
         backend_port = cmp.free_port()
@@ -100,6 +187,10 @@ def main() -> int:
             for variant in VARIANTS if rnd % 2 == 0 else reversed(VARIANTS):
                 cmp.log(f"round {rnd + 1}/{args.rounds}: {variant}")
                 results[variant].append(_measure(wrk, variant, backend_port, work, args.duration))
+        if args.instructions:
+            for variant in VARIANTS:
+                cmp.log(f"callgrind: {variant}")
+                instructions[variant] = _instructions(variant, backend_port, work)
     finally:
         if backend is not None:
             backend.stop()
@@ -124,6 +215,18 @@ def main() -> int:
         rps = statistics.median(r for _, r in results[variant])
         runs = ", ".join(f"{c:.2f}" for c in cpus)
         lines.append(f"| {variant} | {cpu:.2f} | {cpu / base:.3f}x | {rps:.0f} | {runs} |")
+    if instructions:
+        lines += [
+            "",
+            "User-space instructions per request (callgrind; 4000 minus 1000 sequential"
+            " keep-alive requests, over 3000; repeatable to about 0.5%):",
+            "",
+            "| variant | instructions/request | vs off |",
+            "|---|---:|---:|",
+        ]
+        for variant in VARIANTS:
+            ins = instructions[variant]
+            lines.append(f"| {variant} | {ins:.0f} | {ins / instructions['off']:.3f}x |")
     text = "\n".join(lines) + "\n"
     out = args.output or (
         cmp.REPO_ROOT / "bench" / "results" / f"observability-{now:%Y-%m-%d-%H%M%S}.md"

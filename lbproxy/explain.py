@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
-from lbproxy.accesslog import route_label
 from lbproxy.balance import WEIGHT_UNIT
 from lbproxy.balance.base import PickContext
+from lbproxy.http.accesslog import route_label
 from lbproxy.http.pool import DISABLED, DRAINING, BackendState, PoolRuntime
 
 if TYPE_CHECKING:

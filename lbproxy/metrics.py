@@ -28,8 +28,8 @@ from prometheus_client.core import (
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from lbproxy.accesslog import route_label
 from lbproxy.balance import WEIGHT_UNIT
+from lbproxy.http.accesslog import route_label
 from lbproxy.http.pool import BUCKETS
 
 if TYPE_CHECKING:

@@ -16,12 +16,12 @@ from time import monotonic
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from lbproxy.accesslog import AccessLogger
 from lbproxy.balance import WEIGHT_UNIT
 from lbproxy.config import ConfigError, load_config
 from lbproxy.config.addresses import AddressError, parse_address
 from lbproxy.config.loader import MAX_CONFIG_WEIGHT
 from lbproxy.config.model import Backend, Config, Pool
+from lbproxy.http.accesslog import AccessLogger
 from lbproxy.http.listener import ListenerRuntime
 from lbproxy.http.pool import DISABLED, DRAINING, ENABLED, BackendState, PoolRuntime
 from lbproxy.samples import SampleBackends

@@ -1,7 +1,7 @@
 """The data path: client and upstream HTTP/1.1 protocols and what joins them.
 
-``client.py``, ``exchange.py``, ``upstream.py``, ``pool.py`` and ``listener.py``
-are plain Python, and ``setup.py`` also compiles them with Cython into
+``client.py``, ``exchange.py``, ``upstream.py``, ``pool.py``, ``accesslog.py``
+and ``listener.py`` are plain Python, and ``setup.py`` also compiles them with Cython into
 extension modules of the same names: the ``.pxd`` beside each declares its
 classes as extension types with typed attributes and C-level calls between
 them, which is where the per-request time goes (attribute access and method
@@ -41,7 +41,7 @@ __all__ = ["DATAPATH_MODULES", "IMPLEMENTATION"]
 # extension types it cimports, which forms a cycle. Starting from client, each
 # module body runs only after the modules it imports names from (upstream,
 # then exchange) have finished.
-DATAPATH_MODULES = ("client", "exchange", "upstream", "pool", "listener")
+DATAPATH_MODULES = ("client", "exchange", "upstream", "pool", "accesslog", "listener")
 
 _HERE = Path(__file__).resolve().parent
 _MTIME_SLACK = 2.0  # seconds

@@ -1,12 +1,13 @@
 # Compile-time declarations for listener.py (see upstream.pxd).
 cimport cython
 
+from lbproxy.http.accesslog cimport AccessLogger
 from lbproxy.http.client cimport ClientConnection
 
 
 cdef class ListenerRuntime:
     cdef public object _trusted
-    cdef public object access_log
+    cdef public AccessLogger access_log
     cdef public double body_timeout
     cdef public object config
     cdef public object connections

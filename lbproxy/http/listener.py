@@ -16,8 +16,8 @@ from lbproxy.http.client import ClientConnection
 from lbproxy.routing.router import Router
 
 if TYPE_CHECKING:
-    from lbproxy.accesslog import AccessLogger
     from lbproxy.config.model import Listener
+    from lbproxy.http.accesslog import AccessLogger
     from lbproxy.http.exchange import Exchange
     from lbproxy.http.pool import PoolRuntime
 
@@ -126,7 +126,7 @@ class ListenerRuntime:
             b = ex.backend
             if b is not None:
                 b.observe_duration(now - ex.started_at)
-        if self.access_log.enabled:
+        if self.logging:
             self.access_log.record(self.name, conn, ex, now)
 
     async def start(self) -> None:

@@ -1,7 +1,10 @@
 """Access log: one line per exchange, JSON or Apache "combined".
 
 Lines are buffered and flushed by the proxy's ticker (and at shutdown), so a
-request costs one formatted string, never a write syscall of its own.
+request costs one formatted line, never a write syscall of its own. Part of
+the compiled data path (see ``lbproxy/http/__init__.py``): ``record`` reads
+the exchange's fields as C attributes and hands them to
+``lbproxy/_fast/logline.pyx``, which writes the JSON line as bytes.
 """
 
 from __future__ import annotations
@@ -9,7 +12,9 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Protocol
+
+from lbproxy._fast import load as _load_fast
 
 if TYPE_CHECKING:
     from lbproxy.config.model import AccessLog, Route
@@ -17,34 +22,45 @@ if TYPE_CHECKING:
     from lbproxy.http.exchange import Exchange
 
 _FLUSH_LINES = 512
-_CACHE_MAX = 4096  # entries per cache; cleared when full
+_CACHE_MAX = 4096  # entries in the listener/route/pool/backend cache; cleared when full
+
+json_line = _load_fast("logline").json_line
+
+
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class AccessLogger:
+    __slots__ = ("_fmt", "_json", "_lines", "_out", "_own", "_stamp", "_until", "_wheres", "format")
+
     def __init__(self, cfg: AccessLog) -> None:
         self.format = cfg.format
+        self._json = cfg.format == "json"
         self._own = False
-        self._out: IO[str] | None = None
+        self._out: _Sink | None = None
         if cfg.format != "off":
             if cfg.path == "-":
-                self._out = sys.stdout
+                self._out = _stdout()
             else:
-                self._out = open(cfg.path, "a", encoding="utf-8")  # noqa: SIM115 - lives with the proxy
+                self._out = open(cfg.path, "ab")  # noqa: SIM115 - lives with the proxy
                 self._own = True
-        self._lines: list[str] = []
-        # JSON literals of values that repeat (methods, hosts, client
-        # addresses), and of the listener/route/pool/backend part of a line.
-        self._lits: dict[bytes, str] = {}
-        self._wheres: dict[tuple[object, ...], str] = {}
-        self._fmt = "%Y-%m-%dT%H:%M:%S%z" if cfg.format == "json" else "%d/%b/%Y:%H:%M:%S %z"
-        self._stamp = ""
+        # Lines are bytes, written to the file's binary side: the JSON line is
+        # made as bytes (lbproxy/_fast/logline.pyx), never a str to encode.
+        self._lines: list[bytes] = []
+        # The listener/route/pool/backend run of a JSON line, per combination.
+        self._wheres: dict[tuple[object, ...], bytes] = {}
+        self._fmt = "%Y-%m-%dT%H:%M:%S%z" if self._json else "%d/%b/%Y:%H:%M:%S %z"
+        self._stamp = b""
         self._until = 0.0
 
     @property
     def enabled(self) -> bool:
         return self._out is not None
 
-    def _clock(self, now: float) -> str:
+    def _clock(self, now: float) -> bytes:
         # strftime costs microseconds and its answer changes once a second:
         # the stamp is remade only when the monotonic clock passes the next
         # wall-clock second (``now`` is the caller's monotonic reading).
@@ -52,17 +68,11 @@ class AccessLogger:
             return self._stamp
         wall = time.time()
         second = int(wall)
-        self._stamp = time.strftime(self._fmt, time.localtime(second))
+        self._stamp = time.strftime(self._fmt, time.localtime(second)).encode()
         self._until = now + (second + 1 - wall)
         return self._stamp
 
-    def _lit(self, value: bytes) -> str:
-        if len(self._lits) >= _CACHE_MAX:
-            self._lits.clear()
-        lit = self._lits[value] = _json_bytes(value)
-        return lit
-
-    def _where(self, key: tuple[object, ...]) -> str:
+    def _where(self, key: tuple[object, ...]) -> bytes:
         listener, route, pool, backend = key
         route_text = route_label(route)  # type: ignore[arg-type]
         if len(self._wheres) >= _CACHE_MAX:
@@ -72,59 +82,37 @@ class AccessLogger:
             f',"route":{_json_opt(route_text)}'
             f',"pool":{_json_opt(getattr(pool, "name", None))}'
             f',"backend":{_json_opt(getattr(backend, "label", None))},"client":'
-        )
+        ).encode()
         return text
 
     def record(self, listener: str, client: ClientConnection, ex: Exchange, now: float) -> None:
         duration = now - ex.started_at
         status = ex.resp_status
-        if self.format == "json":
-            # Built by hand, not json.dumps of a dict (a third of the cost):
-            # the fields are written in a fixed order, values that repeat are
-            # cached as JSON literals, and a string goes through the JSON
-            # escaper only when it needs escaping.
-            lits = self._lits
-            method = lits.get(ex.method) or self._lit(ex.method)
-            host = lits.get(ex.host) or self._lit(ex.host)
-            ip = lits.get(client.client_ip) or self._lit(client.client_ip)
+        if self._json:
             where_key = (listener, ex.route, ex.pool, ex.backend)
-            where = self._wheres.get(where_key) or self._where(where_key)
-            parts = [
-                '{"time":"',
+            line = json_line(
                 self._clock(now),
-                where,
-                ip,
-                ',"method":',
-                method,
-                ',"host":',
-                host,
-                ',"path":',
-                _json_bytes(ex.target),
-                f',"status":{status},"bytes":{ex.resp_bytes},"bytes_in":{ex.body_in}'
-                f',"duration_ms":{duration * 1000.0:.3f}',
-            ]
-            if ex.connect_s:
-                parts.append(f',"connect_ms":{ex.connect_s * 1000.0:.3f}')
-            if ex.head_at and ex.sent_at:
+                self._wheres.get(where_key) or self._where(where_key),
+                client.client_ip,
+                ex.method,
+                ex.host,
+                ex.target,
+                status,
+                ex.resp_bytes,
+                ex.body_in,
+                duration * 1000.0,
+                ex.connect_s * 1000.0,  # 0: a reused connection, no field
                 # The backend's time to answer: request head written -> response head read.
-                parts.append(f',"response_ms":{(ex.head_at - ex.sent_at) * 1000.0:.3f}')
-            if ex.user_agent:
-                ua = ex.user_agent
-                parts += (',"user_agent":', lits.get(ua) or self._lit(ua))
-            if ex.referer:
-                parts += (',"referer":', _json_bytes(ex.referer))
-            if ex.request_id:
-                parts += (',"request_id":', _json_bytes(ex.request_id))
-            if ex.traceparent:
-                parts += (',"traceparent":', _json_bytes(ex.traceparent))
-            if ex.attempts > 1:
-                parts.append(f',"tries":{ex.attempts}')  # clients never see retries; the log does
-            if ex.reason:
-                parts += (',"reason":', _json_text(ex.reason))
-            parts.append("}")
-            line = "".join(parts)
+                (ex.head_at - ex.sent_at) * 1000.0 if ex.head_at and ex.sent_at else -1.0,
+                ex.user_agent,
+                ex.referer,
+                ex.request_id,
+                ex.traceparent,
+                ex.attempts,  # clients never see retries; the log does
+                _json_text(ex.reason).encode() if ex.reason else b"",
+            )
         else:
-            when = self._clock(now)
+            when = self._clock(now).decode()
             why = ex.reason.replace(" ", "_") if ex.reason else "-"
             referer = _quoted(ex.referer)
             agent = _quoted(ex.user_agent)
@@ -132,7 +120,7 @@ class AccessLogger:
                 f"{client.client_ip.decode()} - - [{when}] "
                 f'"{ex.method.decode("latin-1")} {ex.target.decode("latin-1")} HTTP/1.1" '
                 f'{status or "-"} {ex.resp_bytes} "{referer}" "{agent}" {duration:.3f} {why}'
-            )
+            ).encode()
         self._lines.append(line)
         if len(self._lines) >= _FLUSH_LINES:
             self.flush()
@@ -141,8 +129,10 @@ class AccessLogger:
         out = self._out
         if out is None or not self._lines:
             return
-        out.write("\n".join(self._lines) + "\n")
+        self._lines.append(b"")
+        data = b"\n".join(self._lines)
         self._lines.clear()
+        out.write(data)
         out.flush()
 
     def close(self) -> None:
@@ -150,6 +140,31 @@ class AccessLogger:
         if self._own and self._out is not None:
             self._out.close()
         self._out = None
+
+
+def _stdout() -> _Sink:
+    """Standard output's binary side (a replaced sys.stdout may have none)."""
+    buffer: IO[bytes] | None = getattr(sys.stdout, "buffer", None)
+    if buffer is not None:
+        sys.stdout.flush()  # what was printed as text goes first
+        return buffer
+    return _TextSink(sys.stdout)
+
+
+class _TextSink:
+    """Bytes in, text out: for a sys.stdout replaced by a text-only stream."""
+
+    def __init__(self, text: IO[str]) -> None:
+        self._text = text
+
+    def write(self, data: bytes) -> int:
+        return self._text.write(data.decode("utf-8", "replace"))
+
+    def flush(self) -> None:
+        self._text.flush()
+
+    def close(self) -> None:
+        pass
 
 
 def _quoted(value: bytes) -> str:
@@ -173,10 +188,6 @@ def _json_text(s: str) -> str:
     if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
         return '"' + s + '"'
     return json.dumps(s)
-
-
-def _json_bytes(b: bytes) -> str:
-    return _json_text(b.decode("latin-1"))
 
 
 def _json_opt(s: str | None) -> str:

@@ -8,11 +8,14 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from lbproxy import __version__, _fast
 from lbproxy.config import ConfigError, load_config
 from lbproxy.config.model import Config
 from lbproxy.proxy import BindError, Proxy
+from lbproxy.workers.supervisor import Supervisor, WorkerStartError, worker_count
 
 EXIT_OK = 0
 EXIT_CONFIG = 1
@@ -70,19 +73,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     if args.workers is None:
         workers = config.workers
-    if workers != 1:
-        print(
-            "lbproxy: error: more than one worker process is not supported yet in this "
-            "version; use workers: 1",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
         format="%(asctime)s lbproxy %(levelname)s %(message)s",
     )
-    return run(config)
+    count = worker_count(workers)
+    if count == 1:
+        return run(config)
+    return run_workers(config, count)
 
 
 def run(config: Config) -> int:
@@ -96,6 +95,66 @@ def run(config: Config) -> int:
         return EXIT_BIND
 
 
+def run_workers(config: Config, count: int) -> int:
+    """Run a supervisor and ``count`` worker processes until SIGTERM/SIGINT."""
+    import uvloop
+
+    try:
+        return uvloop.run(_supervise(config, count))
+    except BindError as err:
+        print(f"lbproxy: {err}", file=sys.stderr)
+        return EXIT_BIND
+    except WorkerStartError as err:
+        print(f"lbproxy: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+async def _supervise(config: Config, count: int) -> int:
+    loop = asyncio.get_running_loop()
+    log.info("lbproxy %s, %d workers, hot paths: %s", __version__, count, _fast.describe())
+    sup = Supervisor(config, count)
+    await sup.start()
+    if sup.control.samples is not None:
+        log.info("sample backends on %s", ", ".join(sup.control.samples.addresses()))
+    for name, (host, port) in sup.addresses().items():
+        shown = f"[{host}]" if ":" in host else host
+        log.info("listening on http://%s:%d (listener %s, %d workers)", shown, port, name, count)
+    _handle_signals(loop, sup.stop, sup.reload, config.shutdown_timeout)
+    await sup.wait_stopped()
+    log.info("stopped")
+    return EXIT_OK
+
+
+def _handle_signals(
+    loop: asyncio.AbstractEventLoop,
+    stop: Callable[[], Coroutine[Any, Any, None]],
+    reload: Callable[[], Coroutine[Any, Any, None]],
+    shutdown_timeout: float,
+) -> None:
+    """SIGTERM/SIGINT drain and stop; SIGHUP reloads the config file."""
+    stopping: list[asyncio.Task[None]] = []
+    reloads: set[asyncio.Task[None]] = set()  # keeps running reloads referenced
+
+    def _stop(signame: str) -> None:
+        if not stopping:
+            log.info("%s: draining in-flight requests (up to %gs)", signame, shutdown_timeout)
+            stopping.append(loop.create_task(stop()))
+
+    def _reload() -> None:
+        async def go() -> None:
+            try:
+                await reload()
+            except ConfigError as err:
+                log.error("reload failed, keeping the old config:\n  %s", "\n  ".join(err.errors))
+
+        reloads.add(task := loop.create_task(go()))
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGTERM, _stop, "SIGTERM")
+    loop.add_signal_handler(signal.SIGINT, _stop, "SIGINT")
+    loop.add_signal_handler(signal.SIGHUP, _reload)
+
+
 async def _serve(config: Config) -> int:
     loop = asyncio.get_running_loop()
     log.info("lbproxy %s, hot paths: %s", __version__, _fast.describe())
@@ -106,29 +165,7 @@ async def _serve(config: Config) -> int:
     for name, (host, port) in proxy.addresses().items():
         shown = f"[{host}]" if ":" in host else host
         log.info("listening on http://%s:%d (listener %s)", shown, port, name)
-    stopping: list[asyncio.Task[None]] = []
-    reloads: set[asyncio.Task[None]] = set()  # keeps running reloads referenced
-
-    def _stop(signame: str) -> None:
-        if not stopping:
-            log.info(
-                "%s: draining in-flight requests (up to %gs)", signame, config.shutdown_timeout
-            )
-            stopping.append(loop.create_task(proxy.stop()))
-
-    def _reload() -> None:
-        async def go() -> None:
-            try:
-                await proxy.reload()
-            except ConfigError as err:
-                log.error("reload failed, keeping the old config:\n  %s", "\n  ".join(err.errors))
-
-        reloads.add(task := loop.create_task(go()))
-        task.add_done_callback(reloads.discard)
-
-    loop.add_signal_handler(signal.SIGTERM, _stop, "SIGTERM")
-    loop.add_signal_handler(signal.SIGINT, _stop, "SIGINT")
-    loop.add_signal_handler(signal.SIGHUP, _reload)
+    _handle_signals(loop, proxy.stop, proxy.reload, config.shutdown_timeout)
     await proxy.wait_stopped()
     log.info("stopped")
     return EXIT_OK

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+from collections.abc import Callable, Mapping
 from dataclasses import replace as dc_replace
 from time import monotonic
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from lbproxy.balance import WEIGHT_UNIT
 from lbproxy.config import ConfigError, load_config
@@ -59,8 +61,25 @@ def _tick_interval(config: Config) -> float:
 class Proxy:
     """An lbproxy instance. Use as ``async with Proxy(config) as proxy: ...``."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        role: Literal["standalone", "worker", "control"] = "standalone",
+        sockets: Mapping[str, socket.socket] | None = None,
+    ) -> None:
+        """``role`` is for ``lbproxy.workers``: a ``worker`` serves its
+        listeners on the ``sockets`` the supervisor opened (by listener name)
+        and runs no health checks, admin API or sample backends (the
+        supervisor does); the supervisor's ``control`` proxy serves no
+        traffic: it holds the pools (health checks, admin state) and the
+        routes, which its admin API reports and explains."""
         self.config = config
+        self.role = role
+        self._sockets = dict(sockets or {})
+        # Called with (pool, backend) on every health flip of any pool's
+        # backend, pools made later included (the supervisor relays them).
+        self.on_health: Callable[[PoolRuntime, BackendState], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.pools: dict[str, PoolRuntime] = {}
         self.listeners: dict[str, ListenerRuntime] = {}
@@ -82,7 +101,7 @@ class Proxy:
         loop = asyncio.get_running_loop()
         self._loop = loop
         cfg = self.config
-        if cfg.sample_backends:
+        if cfg.sample_backends and self.role != "worker":
             self.samples = SampleBackends(cfg.sample_backends)
             try:
                 await self.samples.start()
@@ -94,14 +113,15 @@ class Proxy:
             for lc in cfg.listeners:
                 lr = ListenerRuntime(lc, self.pools, self.access_log, loop)
                 try:
-                    await lr.start()
+                    if self.role != "control":
+                        await lr.start(self._sockets.get(lc.name))
                 except OSError as err:
                     raise BindError(
                         f"cannot bind {lc.bind} (listener {lc.name}): {err.strerror or err}"
                     ) from err
                 self.listeners[lc.name] = lr
             self._configure_listeners()
-            if cfg.admin is not None:
+            if cfg.admin is not None and self.role == "standalone":
                 from lbproxy.admin import AdminServer  # aiohttp's server only when used
 
                 admin = AdminServer(self, cfg.admin)
@@ -117,9 +137,26 @@ class Proxy:
             raise
         self._tick = _tick_interval(cfg)
         self._ticker = loop.call_later(self._tick, self._on_tick)
-        for pool in self.pools.values():
-            pool.start_checks()
+        self._start_checks()
         self._started = True
+
+    def _start_checks(self, pools: Mapping[str, PoolRuntime] | None = None) -> None:
+        # A worker's pools learn health from the supervisor (set_health).
+        for pool in (self.pools if pools is None else pools).values():
+            pool.on_health = self.on_health
+            if self.role != "worker":
+                pool.start_checks()
+
+    def set_health(self, pool: str, address: str, healthy: bool) -> None:
+        """Health decided by another process's checks (see ``lbproxy.workers``)."""
+        self._pool(pool).set_health(address, healthy)
+
+    def health(self) -> dict[str, dict[str, bool]]:
+        """Each checked backend's health, by pool and address."""
+        return {
+            name: {b.label: b.health.healthy for b in pool.backends if b.health is not None}
+            for name, pool in self.pools.items()
+        }
 
     async def __aenter__(self) -> Proxy:
         await self.start()
@@ -133,9 +170,16 @@ class Proxy:
     ) -> None:
         await self.stop()
 
-    async def stop(self, timeout: float | None = None) -> None:
+    async def stop(self, timeout: float | None = None, close_idle: bool = True) -> None:
         """Stop accepting, let in-flight requests finish (up to ``timeout``,
-        default ``shutdown_timeout``), close idle connections, then close."""
+        default ``shutdown_timeout``), then close.
+
+        ``close_idle`` closes idle keep-alive connections at once. A worker
+        retired by a reload passes False: a client may be sending its next
+        request on an idle connection right now, and a close under it would
+        fail that request. Each connection instead answers its next request
+        with ``Connection: close``, and an idle one closes at its idle
+        timeout or at the deadline."""
         if not self._started:
             return
         self._started = False
@@ -146,7 +190,7 @@ class Proxy:
         everyone = [*self.listeners.values(), *self._retired]
         for lr in everyone:
             for conn in list(lr.connections):
-                conn.start_drain()
+                conn.start_drain(close_idle)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline and any(lr.connections for lr in everyone):
@@ -261,7 +305,8 @@ class Proxy:
                 continue
             lr = ListenerRuntime(lc, new_pools, access_log, loop)
             try:
-                await lr.start()
+                if self.role != "control":
+                    await lr.start(self._sockets.get(lc.name))
             except OSError as err:
                 for s in started.values():
                     s.stop_accepting()
@@ -282,8 +327,7 @@ class Proxy:
             pool.close_idle()
             await pool.stop_checks()
         self.pools = new_pools
-        for pool in new_pools.values():
-            pool.start_checks()
+        self._start_checks(new_pools)
         if access_log is not self.access_log:
             self.access_log.close()
             self.access_log = access_log
@@ -440,7 +484,7 @@ class Proxy:
             task = asyncio.get_running_loop().create_task(old.stop_checks())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        new.start_checks()
+        self._start_checks({cfg.name: new})
 
     def set_weight(self, pool: str, address: str, weight: int) -> None:
         """Change a backend's weight; takes effect at the next pick."""

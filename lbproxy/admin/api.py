@@ -21,7 +21,13 @@ from typing import Any
 
 from aiohttp import web
 
-from lbproxy.admin.dashboard import DashboardSampler, dashboard, dashboard_page, page_headers
+from lbproxy.admin.dashboard import (
+    DashboardSampler,
+    counters_from_pools,
+    dashboard,
+    dashboard_page,
+    page_headers,
+)
 from lbproxy.config.addresses import AddressError, parse_address
 from lbproxy.config.errors import ConfigError
 from lbproxy.config.loader import MAX_CONFIG_WEIGHT
@@ -114,7 +120,12 @@ class AdminServer:
         self._site: web.TCPSite | None = None
         self._reload_lock = asyncio.Lock()
         # The dashboard's last minute; reads the pools the proxy has at each sample.
-        self.sampler = DashboardSampler(lambda: self.proxy.pools)
+        # With worker processes (lbproxy/workers/cluster.py) the counters are
+        # the workers' merged snapshots, which the supervisor keeps fresh.
+        counters = getattr(proxy, "dashboard_counters", None)
+        self.sampler = DashboardSampler(
+            counters or (lambda: counters_from_pools(self.proxy.pools))
+        )
         self.app = self._make_app()
 
     # -- lifecycle --------------------------------------------------------------
@@ -183,7 +194,14 @@ class AdminServer:
             body=dashboard_page(), content_type="text/html", charset="utf-8", headers=page_headers()
         )
 
+    async def _fresh(self) -> None:
+        # Worker processes answer over pipes: fetch their numbers before a read.
+        refresh = getattr(self.proxy, "refresh", None)
+        if refresh is not None:
+            await refresh()
+
     async def status(self, request: web.Request) -> web.StreamResponse:
+        await self._fresh()
         return web.json_response(self.proxy.status())
 
     async def dashboard(self, request: web.Request) -> web.StreamResponse:
@@ -191,6 +209,7 @@ class AdminServer:
         # Latencies are observed only while the listeners count for /metrics.
         listeners = self.proxy.listeners.values()
         counted = bool(listeners) and all(lr.metrics for lr in listeners)
+        await self._fresh()
         body = dashboard(self.sampler, self.proxy.status(), counted)
         body["read_only"] = self._token is None
         body["token_env"] = self.config.token_env
@@ -230,6 +249,7 @@ class AdminServer:
         return web.json_response(answer)
 
     async def metrics(self, request: web.Request) -> web.StreamResponse:
+        await self._fresh()
         text = self.proxy.metrics_text()
         return web.Response(body=text.encode("utf-8"), headers={"Content-Type": _METRICS_TYPE})
 

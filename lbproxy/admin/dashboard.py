@@ -2,7 +2,11 @@
 
 The data path keeps cumulative counters per backend (``requests_total``,
 ``failures_total`` and the latency histogram ``hist``, whose buckets are
-``lbproxy.http.pool.BUCKETS`` plus +Inf). ``DashboardSampler`` reads them once
+``lbproxy.http.pool.BUCKETS`` plus +Inf). ``DashboardSampler`` reads them
+through a *counter source*, a callable returning ``Counters`` by (pool name,
+backend address): ``counters_from_pools`` over one process's pools, or
+``counters_from_snapshot`` over a ``lbproxy.metrics.MetricsSnapshot`` (the
+merged snapshot of a supervisor's workers). It reads them once
 a second while the admin server runs and keeps what changed in each second in
 a ring of the last ``window`` (60) samples, so ``GET /api/dashboard`` can
 answer with the last minute at once: per backend the requests/s and errors/s
@@ -57,9 +61,14 @@ from lbproxy.http.pool import BUCKETS
 
 if TYPE_CHECKING:
     from lbproxy.http.pool import PoolRuntime
+    from lbproxy.metrics import MetricsSnapshot
 
 __all__ = [
+    "CounterSource",
+    "Counters",
     "DashboardSampler",
+    "counters_from_pools",
+    "counters_from_snapshot",
     "dashboard",
     "dashboard_page",
     "page_headers",
@@ -73,7 +82,30 @@ INTERVAL = 1.0  # seconds between samples
 WINDOW = 60  # samples kept: the last minute
 
 Key = tuple[str, str]  # (pool name, backend address)
+# A backend's cumulative (requests_total, failures_total, latency histogram:
+# per-bucket counts, one per BUCKETS bound plus +Inf).
+Counters = tuple[int, int, Sequence[int]]
+CounterSource = Callable[[], Mapping[Key, Counters]]
 _ZERO_HIST: tuple[int, ...] = (0,) * (len(BUCKETS) + 1)
+
+
+def counters_from_pools(pools: Mapping[str, PoolRuntime]) -> dict[Key, Counters]:
+    """Every backend's counters in one process's ``pools`` (``Proxy.pools``)."""
+    out: dict[Key, Counters] = {}
+    for name, pool in list(pools.items()):
+        for b in list(pool.backends):
+            out[(name, b.label)] = (b.requests_total, b.failures_total, tuple(b.hist))
+    return out
+
+
+def counters_from_snapshot(snap: MetricsSnapshot) -> dict[Key, Counters]:
+    """Every backend's counters in a metrics snapshot (``lbproxy.metrics``;
+    with workers, their merged snapshot)."""
+    out: dict[Key, Counters] = {}
+    for name, pool in snap["pools"].items():
+        for label, b in pool["backends"].items():
+            out[(name, label)] = (b["requests"], b["failures"], tuple(b["hist"]))
+    return out
 
 
 @functools.cache
@@ -187,18 +219,21 @@ def _hist_since(now: tuple[int, ...], before: tuple[int, ...]) -> tuple[int, ...
 
 
 class DashboardSampler:
-    """Samples every backend of ``pools()`` each ``interval`` seconds and keeps
-    the last ``window`` samples. ``sample()`` takes one now (tests call it
-    with their own clock values); ``start()``/``stop()`` run it as a task."""
+    """Samples every backend that ``counters()`` reports each ``interval``
+    seconds and keeps the last ``window`` samples. ``sample()`` takes one now
+    (tests call it with their own clock values); ``start()``/``stop()`` run
+    it as a task. ``counters`` is called once per sample, synchronously:
+    e.g. ``lambda: counters_from_pools(proxy.pools)``, or
+    ``lambda: counters_from_snapshot(latest_merged_snapshot)``."""
 
     def __init__(
         self,
-        pools: Callable[[], Mapping[str, PoolRuntime]],
+        counters: CounterSource,
         *,
         interval: float = INTERVAL,
         window: int = WINDOW,
     ) -> None:
-        self._pools = pools
+        self._counters = counters
         self.interval = interval
         self.window = window
         self.samples: deque[Sample] = deque(maxlen=window)
@@ -212,9 +247,8 @@ class DashboardSampler:
     # -- sampling ---------------------------------------------------------------
 
     def _read(self) -> Iterator[tuple[Key, _Reading]]:
-        for name, pool in list(self._pools().items()):
-            for b in list(pool.backends):
-                yield (name, b.label), _Reading(b.requests_total, b.failures_total, tuple(b.hist))
+        for key, (requests, failures, hist) in list(self._counters().items()):
+            yield key, _Reading(requests, failures, tuple(hist))
 
     def sample(self, now: float | None = None, wall: float | None = None) -> Sample | None:
         """Read every backend's counters; append what changed since the last

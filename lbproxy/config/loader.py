@@ -175,9 +175,10 @@ _BALANCE_ONLY = {
 }
 _HASH_SOURCES = ("client_ip", "path")
 _HASH_NAMED = ("header", "cookie", "query")
+# More worker processes than this is a typo, not a machine.
+MAX_WORKERS = 1024
 # Config weights; the balancers work in WEIGHT_UNIT steps of these.
 MAX_CONFIG_WEIGHT = 1000
-_MULTI_WORKER = "more than one worker process is not supported yet in this version of lbproxy"
 _ACCESS_LOG_FORMATS = ("json", "combined", "off")
 # What a retry may be made for, besides a backend's 5xx status (500..599).
 _RETRY_FAILURES = ("connect_failure", "reset", "timeout")
@@ -714,12 +715,11 @@ class _Builder:
         if node is None:
             return _DEFAULT_CONFIG.workers
         if isinstance(node, ScalarNode) and node.tag == _STR and node.value == "auto":
-            self.fail(m.at("workers"), node, _MULTI_WORKER)
-            return _DEFAULT_CONFIG.workers
+            return None  # one per CPU, counted when the supervisor starts
         if isinstance(node, ScalarNode) and node.tag == _INT:
             count = self.integer(node, m.at("workers"), minimum=1)
-            if count is not None and count > 1:
-                self.fail(m.at("workers"), node, _MULTI_WORKER)
+            if count is not None and count > MAX_WORKERS:
+                self.fail(m.at("workers"), node, f"must be at most {MAX_WORKERS}, got {count}")
                 return _DEFAULT_CONFIG.workers
             return _DEFAULT_CONFIG.workers if count is None else count
         self.fail(

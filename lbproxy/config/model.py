@@ -58,6 +58,11 @@ class Route:
     def __hash__(self) -> int:
         return self._hash
 
+    def __reduce__(self) -> tuple[type[Route], tuple[RouteMatch, str]]:
+        # Rebuilt, not restored: string hashes differ between processes (a
+        # worker unpickles its config), so the cached hash is made again.
+        return (Route, (self.match, self.pool))
+
 
 @dataclass(frozen=True, slots=True)
 class Listener:

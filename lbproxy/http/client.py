@@ -692,10 +692,13 @@ class ClientConnection:
             self._eof = True
             self.transport.close()
 
-    def start_drain(self) -> None:
-        """Graceful shutdown: finish what is in flight, then close."""
+    def start_drain(self, close_idle: bool = True) -> None:
+        """Graceful shutdown: finish what is in flight, then close. An idle
+        connection closes now with ``close_idle``, else at its idle timeout
+        (its next request, if one comes first, is answered with
+        ``Connection: close``)."""
         self.draining = True
-        if not self.queue and self.phase == P_IDLE and self.tunnel is None:
+        if close_idle and not self.queue and self.phase == P_IDLE and self.tunnel is None:
             self._close()
 
     def abort(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 from time import monotonic
 from typing import TYPE_CHECKING, cast
 
@@ -129,16 +130,21 @@ class ListenerRuntime:
         if self.logging:
             self.access_log.record(self.name, conn, ex, now)
 
-    async def start(self) -> None:
-        bind = self.config.bind
-        self.server = await self.loop.create_server(
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Bind the configured address, or serve on ``sock`` (a listening
+        socket a supervisor opened for this worker)."""
+
+        def factory() -> asyncio.Protocol:
             # ClientConnection has no asyncio.Protocol base (an extension
             # type when compiled) but is one to the event loop.
-            lambda: cast(asyncio.Protocol, ClientConnection(self)),
-            host=bind.host,
-            port=bind.port,
-            reuse_address=True,
-            backlog=4096,
+            return cast(asyncio.Protocol, ClientConnection(self))
+
+        if sock is not None:
+            self.server = await self.loop.create_server(factory, sock=sock, backlog=4096)
+            return
+        bind = self.config.bind
+        self.server = await self.loop.create_server(
+            factory, host=bind.host, port=bind.port, reuse_address=True, backlog=4096
         )
 
     def bound_port(self) -> int:

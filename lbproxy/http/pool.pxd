@@ -62,6 +62,7 @@ cdef class PoolRuntime:
     cdef public Py_ssize_t max_pending
     cdef public str name
     cdef public bint observes
+    cdef public object on_health
     cdef public object outlier
     cdef public bint panic
     cdef public object pending

@@ -254,6 +254,7 @@ class PoolRuntime:
         "max_pending",
         "name",
         "observes",
+        "on_health",
         "outlier",
         "panic",
         "pending",
@@ -329,6 +330,8 @@ class PoolRuntime:
         self.queue_timeout = limits.queue_timeout if limits is not None else 0.0
         self.pending: deque[object] = deque()  # Exchanges, FIFO
         self.checker: HealthChecker | None = None
+        # Told of every health flip (the supervisor relays them to workers).
+        self.on_health: Callable[[PoolRuntime, BackendState], None] | None = None
 
     # -- picking -------------------------------------------------------------------
     def pick(
@@ -391,11 +394,23 @@ class PoolRuntime:
             return
         if health.healthy:
             log.warning("pool %s: backend %s is up (%s)", self.name, b.label, result.detail)
-            if self.slow_start > 0:
-                self._ramp_from(b, monotonic())
         else:
             log.warning("pool %s: backend %s is down: %s", self.name, b.label, result.detail)
+        self._health_changed(b)
+
+    def set_health(self, address: str, healthy: bool) -> None:
+        """Health decided elsewhere: a worker process is told by its
+        supervisor, which runs the checks once for all workers."""
+        b = self.find(address)
+        if b.health is not None and b.health.set(healthy):
+            self._health_changed(b)
+
+    def _health_changed(self, b: BackendState) -> None:
+        if b.health is not None and b.health.healthy and self.slow_start > 0:
+            self._ramp_from(b, monotonic())
         self.recompute(monotonic())
+        if self.on_health is not None:
+            self.on_health(self, b)
 
     def recompute(self, now: float) -> None:
         """Re-derive every backend's eligibility, panic, and the balancers' weights."""

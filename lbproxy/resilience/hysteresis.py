@@ -43,6 +43,15 @@ class Hysteresis:
         """Consecutive results so far that argue for a flip (0 after a flip)."""
         return self._streak
 
+    def set(self, healthy: bool) -> bool:
+        """Take a state decided elsewhere (another process's checks); True
+        when it changed. The run toward a flip starts afresh."""
+        self._streak = 0
+        if bool(healthy) == self._healthy:
+            return False
+        self._healthy = bool(healthy)
+        return True
+
     def record(self, ok: bool) -> bool:
         """Count one check result; True when it flipped the state."""
         if ok == self._healthy:

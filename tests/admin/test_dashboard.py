@@ -24,6 +24,7 @@ import lbproxy
 from lbproxy.admin.dashboard import (
     DashboardSampler,
     Delta,
+    counters_from_pools,
     dashboard,
     dashboard_page,
     quantile,
@@ -100,7 +101,7 @@ def pool_of(*addresses: str) -> dict[str, PoolRuntime]:
 def test_rates_errors_and_latency_from_counter_deltas() -> None:
     pools = pool_of("127.0.0.1:9001", "127.0.0.1:9002")
     b0, b1 = pools["web"].backends
-    sampler = DashboardSampler(lambda: pools)
+    sampler = DashboardSampler(lambda: counters_from_pools(pools))
     b0.requests_total = 500  # counted before the sampler started: not in any rate
     assert sampler.sample(now=100.0) is None  # the baseline
 
@@ -129,7 +130,7 @@ def test_rates_errors_and_latency_from_counter_deltas() -> None:
 def test_minute_quantiles_come_from_summed_bucket_deltas() -> None:
     pools = pool_of("127.0.0.1:9001")
     (b,) = pools["web"].backends
-    sampler = DashboardSampler(lambda: pools)
+    sampler = DashboardSampler(lambda: counters_from_pools(pools))
     sampler.sample(now=0.0)
     # Second 1: 98 fast requests; second 2: 2 slow ones.
     for _ in range(98):
@@ -156,7 +157,7 @@ def test_minute_quantiles_come_from_summed_bucket_deltas() -> None:
 def test_the_window_keeps_the_last_60_samples() -> None:
     pools = pool_of("127.0.0.1:9001")
     (b,) = pools["web"].backends
-    sampler = DashboardSampler(lambda: pools)
+    sampler = DashboardSampler(lambda: counters_from_pools(pools))
     sampler.sample(now=0.0, wall=1000.0)
     for i in range(1, 71):
         b.requests_total += i
@@ -172,7 +173,7 @@ def test_the_window_keeps_the_last_60_samples() -> None:
 
 def test_a_counter_that_went_down_started_again_from_zero() -> None:
     pools = pool_of("127.0.0.1:9001")
-    sampler = DashboardSampler(lambda: pools)
+    sampler = DashboardSampler(lambda: counters_from_pools(pools))
     old = pools["web"].backends[0]
     old.requests_total = 10
     for _ in range(10):
@@ -236,7 +237,7 @@ async def test_backends_added_removed_and_reloaded(monkeypatch: pytest.MonkeyPat
     async with named_backends(3) as bs, aiohttp.ClientSession() as http:
         a0, a1, a2 = (b.address for b in bs)
         async with running_proxy(two_pool_config([a0, a1])) as (proxy, port):
-            sampler = DashboardSampler(lambda: proxy.pools)
+            sampler = DashboardSampler(lambda: counters_from_pools(proxy.pools))
             sampler.sample(now=0.0)
             await get_n(http, port, 4)  # round robin: 2 each
             await poll_until(

@@ -177,13 +177,16 @@ def test_listener_sections_may_be_null_or_empty() -> None:
     assert config == parse_config(MINIMAL)
 
 
-@pytest.mark.parametrize("value", ["auto", "4"])
-def test_several_workers_are_not_supported_yet(value: str) -> None:
+@pytest.mark.parametrize(("value", "count"), [("auto", None), ("4", 4), ("1", 1)])
+def test_workers(value: str, count: int | None) -> None:
+    assert parse_config(MINIMAL + f"workers: {value}\n").workers == count
+
+
+def test_too_many_workers() -> None:
     with pytest.raises(ConfigError) as err:
-        parse_config(MINIMAL + f"workers: {value}\n")
+        parse_config(MINIMAL + "workers: 5000\n")
     assert err.value.errors == [
-        "workers: more than one worker process is not supported yet in this version of lbproxy"
-        f" (line {MINIMAL.count(chr(10)) + 1})"
+        f"workers: must be at most 1024, got 5000 (line {MINIMAL.count(chr(10)) + 1})"
     ]
 
 

@@ -1,0 +1,446 @@
+"""The supervisor of ``workers: N``: worker processes, their sockets and the
+control plane they share.
+
+The supervisor opens every listening socket (see sockets.py), runs the
+control plane (a ``Proxy`` in the ``control`` role: health checks once per
+backend for all workers, the pools' admin state, sample backends) and the
+admin API, and starts N workers (child.py), one per slot. Each worker serves
+its slot's sockets with its own event loop.
+
+- Health: the control proxy's checks decide; every flip is sent to every
+  worker at once, and a worker starting gets the current state first.
+- Admin changes: applied to the control proxy (which validates them), then
+  sent to every worker; they are also remembered and replayed to a worker
+  that restarts, until a reload from the file resets them.
+- A worker that exits unexpectedly is restarted on the same slot, after a
+  back-off that doubles with each crash in a row (0.5 s .. 30 s); a worker
+  that served 30 s resets the count.
+- Reload (SIGHUP, or the admin API): the new file is validated, the control
+  proxy takes it, a new generation of workers starts with it on the same
+  sockets; only when all of them are ready are the old ones retired: they
+  stop accepting, answer each connection's next request with
+  ``Connection: close``, close idle connections at their idle timeout, and
+  exit when done or at ``shutdown_timeout``. If the new workers cannot start,
+  they are stopped, the control proxy goes back to the old config, and the
+  old workers never noticed.
+- SIGTERM/SIGINT: every worker drains (``shutdown_timeout``), then the
+  supervisor exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from lbproxy.config import ConfigError, load_config
+from lbproxy.config.model import Config
+from lbproxy.http.pool import BackendState, PoolRuntime
+from lbproxy.metrics import MetricsSnapshot, counters_only, merge
+from lbproxy.proxy import BindError, Proxy
+from lbproxy.workers.channel import Channel
+from lbproxy.workers.sockets import ListenSockets
+
+__all__ = ["Supervisor", "WorkerStartError", "worker_count"]
+
+log = logging.getLogger("lbproxy")
+
+READY_TIMEOUT = 30.0  # a worker that is not serving by then failed to start
+SNAPSHOT_TIMEOUT = 2.0
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 30.0
+STABLE_AFTER = 30.0  # seconds served that forgive earlier crashes
+
+
+class WorkerStartError(RuntimeError):
+    """Workers could not start; the message says which and why."""
+
+
+def worker_count(config_value: int | None) -> int:
+    """``workers: auto`` (None) is one per CPU this process may run on."""
+    if config_value is not None:
+        return config_value
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Worker:
+    """One worker process, from spawn to exit."""
+
+    def __init__(self, slot: int, generation: int) -> None:
+        self.slot = slot
+        self.generation = generation
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.channel: Channel | None = None
+        self.ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.started_at = time.monotonic()
+        self.retiring = False
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid if self.proc is not None else 0
+
+    @property
+    def serving(self) -> bool:
+        return self.ready.done() and not self.ready.exception() and not self.exited.done()
+
+    def send(self, *message: Any) -> None:
+        if self.channel is not None and not self.exited.done():
+            # A worker exiting: its reader sees EOF and reports it.
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                self.channel.send(*message)
+
+
+class Supervisor:
+    def __init__(self, config: Config, count: int) -> None:
+        self.config = config
+        self.count = count
+        self.sockets = ListenSockets(count)
+        self.control = Proxy(config, role="control")
+        self.control.on_health = self._relay_health
+        self.workers: dict[int, Worker] = {}  # slot -> the current generation's worker
+        self.retiring: set[Worker] = set()
+        self.generation = 0
+        self.admin_log: list[tuple[str, tuple[Any, ...]]] = []  # replayed to restarts
+        self.admin: Any = None  # lbproxy.admin.AdminServer, when configured
+        self.reloads: dict[str, int] = {"success": 0, "failure": 0}
+        # What workers that exited had counted (their gauges zeroed): added
+        # to the live workers' numbers so totals never go down on a reload.
+        self.retired_numbers: MetricsSnapshot | None = None
+        self._crashes: dict[int, int] = {}
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- start and stop -------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the sockets, start the control plane and every worker; raises
+        BindError or WorkerStartError (with everything started stopped)."""
+        try:
+            self.sockets.open(self.config.listeners)
+        except OSError as err:
+            self.sockets.close()
+            raise BindError(f"cannot bind a listener: {err.strerror or err}") from err
+        try:
+            await self.control.start()
+            self.generation = 1
+            await self._start_generation(self.config, self.generation)
+            if self.config.admin is not None:
+                from lbproxy.admin import AdminServer
+                from lbproxy.workers.cluster import Cluster
+
+                cluster = Cluster(self)
+                admin = AdminServer(cluster, self.config.admin)
+                try:
+                    await admin.start()
+                except OSError as err:
+                    raise BindError(
+                        f"cannot bind {self.config.admin.bind} (admin API): {err.strerror or err}"
+                    ) from err
+                self.admin = admin
+                self._track(asyncio.get_running_loop().create_task(cluster.keep_fresh()))
+        except BaseException:
+            await self._abort()
+            raise
+
+    async def _abort(self) -> None:
+        for w in [*self.workers.values(), *self.retiring]:
+            self._kill(w)
+        await self.control.stop(timeout=0)
+        self.sockets.close()
+
+    def addresses(self) -> dict[str, tuple[str, int]]:
+        return {
+            name: (addr.host, self.sockets.port(name))
+            for name, (addr, _) in self.sockets.by_listener.items()
+        }
+
+    async def stop(self) -> None:
+        """Drain every worker (up to ``shutdown_timeout``), then stop."""
+        if self._stopping:
+            return
+        self._stopping = True
+        timeout = self.config.shutdown_timeout
+        everyone = [*self.workers.values(), *self.retiring]
+        for w in everyone:
+            w.send("stop", timeout)
+        waits = [w.exited for w in everyone if not w.exited.done()]
+        if waits:
+            # The workers enforce the deadline themselves; past it (and a
+            # grace second) the supervisor does.
+            await asyncio.wait(waits, timeout=timeout + 2.0)
+        for w in everyone:
+            if not w.exited.done():
+                log.error("worker %d (pid %d) did not stop in time; killing it", w.slot, w.pid)
+                self._kill(w)
+        if waits:
+            await asyncio.wait(waits, timeout=5.0)
+        if self.admin is not None:
+            await self.admin.stop()
+        await self.control.stop(timeout=0)
+        for task in list(self._tasks):
+            task.cancel()
+        self.sockets.close()
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    # -- workers ----------------------------------------------------------------------
+    async def _start_generation(self, config: Config, generation: int) -> dict[int, Worker]:
+        """Start one worker per slot with ``config``; when all are serving they
+        become the current workers. On failure every one of them is stopped."""
+        started: dict[int, Worker] = {}
+        try:
+            for slot in range(self.count):
+                started[slot] = await self._spawn(slot, generation, config)
+            await asyncio.wait_for(
+                asyncio.gather(*(w.ready for w in started.values())), READY_TIMEOUT
+            )
+        except BaseException as exc:
+            for w in started.values():
+                self._kill(w)
+            if isinstance(exc, TimeoutError):
+                raise WorkerStartError(
+                    f"workers not serving within {READY_TIMEOUT:g}s"
+                ) from None
+            raise
+        old = dict(self.workers)
+        self.workers.update(started)
+        for w in old.values():
+            w.retiring = True
+            self.retiring.add(w)
+        return old
+
+    async def _spawn(self, slot: int, generation: int, config: Config) -> Worker:
+        import socket as _socket
+
+        w = Worker(slot, generation)
+        names = [lc.name for lc in config.listeners]
+        listen = self.sockets.for_slot(slot, names)
+        parent, child = _socket.socketpair()
+        try:
+            w.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "lbproxy.workers.child",
+                    "--control-fd",
+                    str(child.fileno()),
+                    "--slot",
+                    str(slot),
+                ],
+                pass_fds=[child.fileno(), *(s.fileno() for s in listen.values())],
+                stdin=subprocess.DEVNULL,
+            )
+        except OSError:
+            parent.close()
+            raise
+        finally:
+            child.close()
+        w.channel = await Channel.open(parent)
+        w.channel.send(
+            "start",
+            {
+                "slot": slot,
+                "config": config,
+                "sockets": {name: s.fileno() for name, s in listen.items()},
+                "health": self.control.health(),
+                "admin": list(self.admin_log),
+            },
+        )
+        self._track(asyncio.get_running_loop().create_task(self._read(w)))
+        return w
+
+    async def _read(self, w: Worker) -> None:
+        assert w.channel is not None
+        channel = w.channel
+        try:
+            while True:
+                message = await channel.recv()
+                kind = message[0]
+                if kind == "ready":
+                    if not w.ready.done():
+                        w.ready.set_result(message[1])
+                elif kind == "reply":
+                    channel.resolve(message[1], message[2], message[3])
+                elif kind == "final":
+                    self._retire_numbers(message[1])
+                elif kind == "failed" and not w.ready.done():
+                    w.ready.set_exception(
+                        WorkerStartError(f"worker {w.slot} failed to start: {message[1]}")
+                    )
+        except EOFError:
+            pass
+        finally:
+            channel.fail_all(ConnectionError(f"worker {w.slot} exited"))
+            channel.close()
+        code = await asyncio.get_running_loop().run_in_executor(None, _wait, w)
+        if not w.ready.done():
+            w.ready.set_exception(
+                WorkerStartError(f"worker {w.slot} exited before serving ({_describe(code)})")
+            )
+        w.exited.set_result(code)
+        self._exited(w, code)
+
+    def _exited(self, w: Worker, code: int) -> None:
+        self.retiring.discard(w)
+        if self._stopping or w.retiring or self.workers.get(w.slot) is not w:
+            log.info("worker %d (pid %d) exited (%s)", w.slot, w.pid, _describe(code))
+            return
+        if not w.ready.done() or w.ready.exception() is not None:
+            return  # a start that failed: whoever started it reports it
+        served = time.monotonic() - w.started_at
+        crashes = 0 if served >= STABLE_AFTER else self._crashes.get(w.slot, 0)
+        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2**crashes)
+        self._crashes[w.slot] = crashes + 1
+        log.error(
+            "worker %d (pid %d) died (%s) after %.1fs; restarting in %gs",
+            w.slot,
+            w.pid,
+            _describe(code),
+            served,
+            delay,
+        )
+        self._track(asyncio.get_running_loop().create_task(self._restart(w.slot, delay)))
+
+    async def _restart(self, slot: int, delay: float) -> None:
+        await asyncio.sleep(delay)
+        while not self._stopping:
+            generation = self.generation
+            try:
+                w = await self._spawn(slot, generation, self.config)
+                await asyncio.wait_for(asyncio.shield(w.ready), READY_TIMEOUT)
+            except Exception as exc:
+                log.error(
+                    "worker %d: restart failed: %s; trying again in %gs", slot, exc, BACKOFF_MAX
+                )
+                await asyncio.sleep(BACKOFF_MAX)
+                continue
+            if self._stopping or generation != self.generation:
+                w.send("stop", 0.0)  # a reload or stop overtook this restart
+                return
+            self.workers[slot] = w
+            log.info("worker %d restarted (pid %d)", slot, w.pid)
+            return
+
+    def _kill(self, w: Worker) -> None:
+        if w.proc is not None and w.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                w.proc.kill()
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def serving(self) -> list[Worker]:
+        return [w for w in self.workers.values() if w.serving]
+
+    def _retire_numbers(self, final: MetricsSnapshot) -> None:
+        parts = [counters_only(final)]
+        if self.retired_numbers is not None:
+            parts.append(self.retired_numbers)
+        self.retired_numbers = merge(parts)
+
+    # -- what workers are told ------------------------------------------------------
+    def _relay_health(self, pool: PoolRuntime, b: BackendState) -> None:
+        if b.health is None:
+            return
+        healthy = b.health.healthy
+        for w in [*self.workers.values(), *self.retiring]:
+            w.send("health", pool.name, b.label, healthy)
+
+    def admin_change(self, method: str, *args: Any) -> None:
+        """Apply an admin change to the control proxy (which raises for a bad
+        one), then to every worker; restarts replay it."""
+        getattr(self.control, method)(*args)
+        self.admin_log.append((method, args))
+        for w in self.workers.values():
+            w.send("admin", method, args)
+
+    async def snapshots(self) -> list[dict[str, Any]]:
+        """Every serving worker's status and metrics (a worker that does not
+        answer within SNAPSHOT_TIMEOUT is left out)."""
+        asks = []
+        for w in [*self.workers.values(), *self.retiring]:
+            if w.serving and w.channel is not None:
+                try:
+                    asks.append(w.channel.request("snapshot"))
+                except (ConnectionError, RuntimeError):
+                    continue
+        if not asks:
+            return []
+        done, pending = await asyncio.wait(asks, timeout=SNAPSHOT_TIMEOUT)
+        for fut in pending:
+            fut.cancel()
+        return [f.result() for f in done if not f.cancelled() and f.exception() is None]
+
+    # -- reload -----------------------------------------------------------------------
+    async def reload(self, config: Config | None = None) -> None:
+        try:
+            async with self._reload_lock:
+                await self._reload(config)
+        except BaseException:
+            self.reloads["failure"] += 1
+            raise
+        self.reloads["success"] += 1
+
+    async def _reload(self, config: Config | None) -> None:
+        if config is None:
+            if self.config.source is None:
+                raise ConfigError(["reload: this proxy was not started from a file"])
+            config = load_config(self.config.source)
+        if worker_count(config.workers) != self.count:
+            log.warning(
+                "reload: keeping %d workers (a new worker count needs a restart)", self.count
+            )
+        try:
+            self.sockets.open(config.listeners)
+        except OSError as err:
+            raise ConfigError([f"listeners: cannot bind: {err}"]) from err
+        old_config = self.config
+        await self.control.reload(config)
+        self.generation += 1
+        admin_log, self.admin_log = self.admin_log, []  # the file decides again
+        try:
+            old = await self._start_generation(config, self.generation)
+        except BaseException as exc:
+            self.generation -= 1
+            self.admin_log = admin_log
+            await self.control.reload(old_config)
+            self.sockets.close_unused({lc.name for lc in old_config.listeners})
+            raise ConfigError([f"reload: new workers did not start: {exc}"]) from exc
+        self.config = config
+        for w in old.values():
+            w.send("retire", config.shutdown_timeout)
+        self.sockets.close_unused({lc.name for lc in config.listeners})
+        log.info(
+            "config reloaded from %s: %d new workers serving, %d old ones draining",
+            config.source,
+            len(self.workers),
+            len(old),
+        )
+
+
+def _wait(w: Worker) -> int:
+    assert w.proc is not None
+    return w.proc.wait()
+
+
+def _describe(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"

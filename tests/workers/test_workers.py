@@ -1,0 +1,359 @@
+"""``workers: N``: a supervisor and worker processes, driven through the real
+CLI with real clients, against aiohttp backends in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support import aiohttp_backend, free_port, named_backends
+
+TOKEN = "s3cret-token"
+
+
+def _config(backends: list[str], port: int, admin_port: int, extra: str = "") -> str:
+    lines = "\n".join(f'      - {{address: "{b}"}}' for b in backends)
+    return f"""
+listeners:
+  - name: web
+    bind: "127.0.0.1:{port}"
+    routes:
+      - match: {{path_prefix: /}}
+        pool: app
+pools:
+  app:
+    backends:
+{lines}
+{extra}
+workers: 2
+shutdown_timeout: 3s
+access_log: {{format: "off"}}
+admin: {{bind: "127.0.0.1:{admin_port}"}}
+"""
+
+
+class Cluster:
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, admin: int, log: Path,
+                 cfg: Path) -> None:
+        self.proc = proc
+        self.port = port
+        self.admin = admin
+        self.log = log
+        self.cfg = cfg
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    def worker_pids(self) -> list[int]:
+        """The live workers' PIDs (children of the supervisor)."""
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(p) for p in path.read_text().split()]
+
+    async def wait_log(self, pattern: str, count: int = 1, timeout: float = 20) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(re.findall(pattern, self.text())) < count:
+            assert self.proc.poll() is None, f"supervisor exited:\n{self.text()}"
+            assert loop.time() < deadline, f"no {pattern!r} x{count} in:\n{self.text()}"
+            await asyncio.sleep(0.05)
+
+    async def metrics(self) -> dict[str, float]:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"http://127.0.0.1:{self.admin}/metrics") as r:
+                text = await r.text()
+        out: dict[str, float] = {}
+        for fam in text_string_to_metric_families(text):
+            for sample in fam.samples:
+                key = sample.name + str(sorted(sample.labels.items()))
+                out[key] = sample.value
+                out[sample.name] = out.get(sample.name + "#sum", 0.0) + sample.value
+                out[sample.name + "#sum"] = out[sample.name]
+        return out
+
+
+@contextlib.asynccontextmanager
+async def cluster(tmp_path: Path, config: str, port: int, admin: int) -> AsyncIterator[Cluster]:
+    cfg = tmp_path / "lb.yaml"
+    cfg.write_text(config)
+    log = tmp_path / "lbproxy.stderr"
+    env = {**os.environ, "LBPROXY_ADMIN_TOKEN": TOKEN}
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lbproxy", "--config", str(cfg)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=env,
+        )
+    c = Cluster(proc, port, admin, log, cfg)
+    try:
+        await c.wait_log(r"listening on http://127\.0\.0\.1")
+        yield c
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"supervisor did not stop on SIGTERM:\n{c.text()}") from None
+        assert code == 0, c.text()
+        # Every worker went with it.
+        assert "did not stop in time" not in c.text()
+
+
+def _established_by_pid(pids: list[int], port: int) -> dict[int, int]:
+    """Per process, its established TCP sockets whose local port is ``port``."""
+    inodes: dict[str, bool] = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state, inode = fields[1], fields[3], fields[9]
+        if state == "01" and int(local.split(":")[1], 16) == port:
+            inodes[inode] = True
+    counts = {}
+    for pid in pids:
+        n = 0
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                m = re.fullmatch(r"socket:\[(\d+)\]", target)
+                if m and m[1] in inodes:
+                    n += 1
+        counts[pid] = n
+    return counts
+
+
+async def test_connections_spread_over_workers(tmp_path: Path) -> None:
+    port, admin = free_port(), free_port()
+    async with named_backends(2) as bs:
+        config = _config([b.address for b in bs], port, admin)
+        async with cluster(tmp_path, config, port, admin) as c:
+            conns = []
+            try:
+                for _ in range(24):
+                    r, w = await asyncio.open_connection("127.0.0.1", port)
+                    w.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                    await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)
+                    conns.append(w)
+                counts = _established_by_pid(c.worker_pids(), port)
+                assert len(counts) == 2
+                assert sum(counts.values()) == 24
+                assert all(n > 0 for n in counts.values()), counts
+            finally:
+                for w in conns:
+                    w.close()
+
+
+async def _load(
+    port: int, seconds: float, concurrency: int, close: bool
+) -> tuple[int, int, list[str]]:
+    """GETs for ``seconds`` from ``concurrency`` tasks: (ok, failed, errors)."""
+    ok = failed = 0
+    errors: list[str] = []
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=close)
+
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one() -> None:
+            nonlocal ok, failed
+            while loop.time() < end:
+                try:
+                    async with session.get(
+                        f"http://127.0.0.1:{port}/x", timeout=aiohttp.ClientTimeout(total=10)
+                    ) as r:
+                        await r.read()
+                        if r.status == 200:
+                            ok += 1
+                        else:
+                            failed += 1
+                            errors.append(f"status {r.status}")
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    failed += 1
+                    errors.append(repr(exc))
+
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+    return ok, failed, errors
+
+
+async def test_reload_under_load_loses_nothing(tmp_path: Path) -> None:
+    port, admin = free_port(), free_port()
+    async with named_backends(2) as bs:
+        config = _config([b.address for b in bs], port, admin)
+        async with cluster(tmp_path, config, port, admin) as c:
+            load = asyncio.ensure_future(_load(port, 5.0, 8, close=False))
+            await asyncio.sleep(1.0)
+            first = c.worker_pids()
+            c.proc.send_signal(signal.SIGHUP)
+            await c.wait_log(r"config reloaded from .*: 2 new workers serving")
+            await asyncio.sleep(1.0)
+            c.proc.send_signal(signal.SIGHUP)
+            await c.wait_log(r"config reloaded from .*: 2 new workers serving", count=2)
+            ok, failed, errors = await load
+            assert failed == 0, errors[:5]
+            assert ok > 100
+            # New processes serve; the first generation has gone.
+            await c.wait_log(r"worker \d \(pid \d+\) exited \(exit code 0\)", count=4)
+            assert not set(first) & set(c.worker_pids())
+            m = await c.metrics()
+            assert m["lbproxy_config_reloads_total[('result', 'success')]"] == 2
+            # Totals include what the retired workers counted.
+            assert m["lbproxy_requests_total#sum"] == ok
+
+
+async def test_invalid_reload_keeps_the_old_config(tmp_path: Path) -> None:
+    port, admin = free_port(), free_port()
+    async with aiohttp_backend() as b:
+        config = _config([b.address], port, admin)
+        async with cluster(tmp_path, config, port, admin) as c:
+            pids = c.worker_pids()
+            c.cfg.write_text(config.replace("pool: app", "pool: nowhere"))
+            c.proc.send_signal(signal.SIGHUP)
+            await c.wait_log(r"reload failed, keeping the old config")
+            assert "routes[0].pool" in c.text()
+            assert sorted(c.worker_pids()) == sorted(pids)
+            ok, failed, errors = await _load(port, 0.5, 2, close=True)
+            assert failed == 0 and ok > 0, errors[:3]
+            m = await c.metrics()
+            assert m["lbproxy_config_reloads_total[('result', 'failure')]"] == 1
+
+
+async def test_killed_worker_costs_only_its_requests_and_restarts(tmp_path: Path) -> None:
+    port, admin = free_port(), free_port()
+    async with named_backends(2) as bs:
+        config = _config([b.address for b in bs], port, admin)
+        async with cluster(tmp_path, config, port, admin) as c:
+            victim = c.worker_pids()[0]
+            load = asyncio.ensure_future(_load(port, 3.0, 4, close=True))
+            await asyncio.sleep(1.0)
+            os.kill(victim, signal.SIGKILL)
+            ok, failed, errors = await load
+            # At most the requests in flight on that worker: one per client task.
+            assert failed <= 4, errors
+            assert ok > 50
+            await c.wait_log(r"worker \d restarted \(pid \d+\)")
+            assert f"(pid {victim}) died (signal SIGKILL)" in c.text()
+            pids = c.worker_pids()
+            assert len(pids) == 2 and victim not in pids
+            ok, failed, errors = await _load(port, 0.5, 2, close=True)
+            assert failed == 0 and ok > 0, errors[:3]
+
+
+async def test_health_checks_run_once_for_all_workers(tmp_path: Path) -> None:
+    checks = 0
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        nonlocal checks
+        if request.path == "/health":
+            checks += 1
+        return web.Response(text="ok")
+
+    port, admin = free_port(), free_port()
+    extra = "    health_check: {path: /health, interval: 200ms, timeout: 150ms}"
+    async with aiohttp_backend(handler) as b:
+        config = _config([b.address], port, admin, extra).replace("workers: 2", "workers: 3")
+        async with cluster(tmp_path, config, port, admin):
+            before = checks
+            await asyncio.sleep(2.0)
+            seen = checks - before
+    # About 10 probes in 2 s from one checker (jitter +-10%); three checkers
+    # would make about 30.
+    assert 6 <= seen <= 14, seen
+
+
+async def test_health_flip_reaches_every_worker(tmp_path: Path) -> None:
+    sick = False
+    proxied = 0
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        nonlocal proxied
+        if request.path == "/health":
+            return web.Response(status=503 if sick else 200)
+        proxied += 1
+        return web.Response(text="a")
+
+    port, admin = free_port(), free_port()
+    extra = (
+        "    health_check: {path: /health, interval: 100ms, timeout: 80ms,"
+        " healthy_threshold: 1, unhealthy_threshold: 1}"
+    )
+    async with aiohttp_backend(handler) as a, aiohttp_backend(name="b") as b:
+        config = _config([a.address, b.address], port, admin, extra)
+        async with cluster(tmp_path, config, port, admin) as c:
+            sick = True
+            await c.wait_log(r"backend 127\.0\.0\.1:\d+ is down")
+            await asyncio.sleep(0.3)
+            served_by_a = proxied
+            ok, failed, _ = await _load(port, 1.0, 4, close=True)
+            assert failed == 0 and ok > 20
+            assert proxied == served_by_a  # no worker still sends it traffic
+            assert b.requests >= ok
+
+
+async def test_admin_drain_reaches_every_worker_and_totals_add_up(tmp_path: Path) -> None:
+    port, admin = free_port(), free_port()
+    async with named_backends(2) as bs:
+        config = _config([b.address for b in bs], port, admin)
+        async with cluster(tmp_path, config, port, admin) as c:
+            ok, failed, _ = await _load(port, 1.0, 4, close=True)
+            assert failed == 0
+            m = await c.metrics()
+            assert m["lbproxy_requests_total#sum"] == ok
+            assert m["lbproxy_backend_requests_total#sum"] == ok
+            async with aiohttp.ClientSession() as s:
+                url = f"http://127.0.0.1:{admin}/api/pools/app/backends/{bs[0].address}/drain"
+                async with s.post(url) as r:
+                    assert r.status == 401  # no token
+                async with s.post(url, headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+                    assert r.status == 200, await r.text()
+                async with s.get(f"http://127.0.0.1:{admin}/api/status") as r:
+                    status = await r.json()
+            assert status["workers"] == 2
+            backends = {x["address"]: x for x in status["pools"]["app"]["backends"]}
+            assert backends[bs[0].address]["state"] in ("draining", "disabled")
+            assert sum(x["requests_total"] for x in backends.values()) == ok
+            before = bs[0].requests
+            more, failed, _ = await _load(port, 1.0, 4, close=True)
+            assert failed == 0 and more > 20
+            assert bs[0].requests == before
+
+
+async def test_workers_that_cannot_start_fail_the_start(tmp_path: Path) -> None:
+    # A sitecustomize that only worker processes trip over (they are started
+    # as `python -m lbproxy.workers.child`): the supervisor must give up,
+    # say why, leave nothing running and exit non-zero.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import sys\n"
+        "if 'lbproxy.workers.child' in sys.orig_argv:\n"
+        "    raise SystemExit(7)\n"
+    )
+    port, admin = free_port(), free_port()
+    async with aiohttp_backend() as b:
+        cfg = tmp_path / "lb.yaml"
+        cfg.write_text(_config([b.address], port, admin))
+        path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
+        env = {**os.environ, "PYTHONPATH": path}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "lbproxy", "--config", str(cfg),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    assert re.search(rb"lbproxy: worker \d exited before serving \(exit code \d+\)", err), err
+    with contextlib.suppress(OSError):
+        _, w = await asyncio.open_connection("127.0.0.1", port)
+        w.close()
+        raise AssertionError("the listener is still open")

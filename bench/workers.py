@@ -62,9 +62,10 @@ def _measure(
         if why := cmp.wait_ready(server, port, 30):
             raise RuntimeError(f"{server.name}: {why}\n{cmp.tail(server.log_path)}")
         url = f"http://127.0.0.1:{port}/"
-        cmp.run_wrk([wrk, "-t2", "-c100", "-d2s", url], 2, None)  # warm-up
+        cmp.run_wrk([wrk, "-t2", "-c100", "-d2s", "--latency", url], 2, None)  # warm-up
         ticks0 = cmp.tree_cpu_ticks(server.pid)
-        out, status, _ = cmp.run_wrk([wrk, "-t2", "-c100", f"-d{seconds}s", url], seconds, None)
+        argv = [wrk, "-t2", "-c100", f"-d{seconds}s", "--latency", url]
+        out, status, _ = cmp.run_wrk(argv, seconds, None)
         ticks1 = cmp.tree_cpu_ticks(server.pid)
         if status != 0:
             raise RuntimeError(f"wrk failed ({status}): {out[-300:]}")

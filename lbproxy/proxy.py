@@ -13,6 +13,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 from time import monotonic
 from types import TracebackType
@@ -24,15 +25,30 @@ from lbproxy.config.addresses import AddressError, parse_address
 from lbproxy.config.loader import MAX_CONFIG_WEIGHT
 from lbproxy.config.model import Backend, Config, Pool
 from lbproxy.http.accesslog import AccessLogger
+from lbproxy.http.exchange import wake_queue
 from lbproxy.http.listener import ListenerRuntime
 from lbproxy.http.pool import DISABLED, DRAINING, ENABLED, BackendState, PoolRuntime
 from lbproxy.samples import SampleBackends
 from lbproxy.tracing import T_REQUEST_ID, T_TRACEPARENT
 
 if TYPE_CHECKING:
+    from lbproxy._fast.shared import Counters
     from lbproxy.admin import AdminServer
 
 log = logging.getLogger("lbproxy")
+
+
+# How often a worker folds the other workers' requests in flight in.
+SHARED_SYNC = 0.02
+
+
+@dataclass
+class SharedCounts:
+    """A worker's part of the table all workers count requests in flight in."""
+
+    counters: Counters
+    row: int
+    columns: dict[str, int]  # shared_key(pool, backend) -> column
 
 
 class BindError(OSError):
@@ -67,16 +83,20 @@ class Proxy:
         *,
         role: Literal["standalone", "worker", "control"] = "standalone",
         sockets: Mapping[str, socket.socket] | None = None,
+        shared: SharedCounts | None = None,
     ) -> None:
         """``role`` is for ``lbproxy.workers``: a ``worker`` serves its
         listeners on the ``sockets`` the supervisor opened (by listener name)
         and runs no health checks, admin API or sample backends (the
         supervisor does); the supervisor's ``control`` proxy serves no
         traffic: it holds the pools (health checks, admin state) and the
-        routes, which its admin API reports and explains."""
+        routes, which its admin API reports and explains. ``shared`` is a
+        worker's view of the table of requests in flight that all workers
+        count in (lbproxy/_fast/shared_py.py)."""
         self.config = config
         self.role = role
         self._sockets = dict(sockets or {})
+        self.shared = shared
         # Called with (pool, backend) on every health flip of any pool's
         # backend, pools made later included (the supervisor relays them).
         self.on_health: Callable[[PoolRuntime, BackendState], None] | None = None
@@ -86,6 +106,7 @@ class Proxy:
         self.access_log = AccessLogger(config.access_log)
         self.samples: SampleBackends | None = None
         self._ticker: asyncio.TimerHandle | None = None
+        self._syncer: asyncio.TimerHandle | None = None
         self._tick = 0.25
         self._last_expire = 0.0
         self._stopped = asyncio.Event()
@@ -137,15 +158,26 @@ class Proxy:
             raise
         self._tick = _tick_interval(cfg)
         self._ticker = loop.call_later(self._tick, self._on_tick)
+        if self.shared is not None:
+            self._syncer = loop.call_later(SHARED_SYNC, self._on_sync)
         self._start_checks()
         self._started = True
 
     def _start_checks(self, pools: Mapping[str, PoolRuntime] | None = None) -> None:
         # A worker's pools learn health from the supervisor (set_health).
+        shared = self.shared
         for pool in (self.pools if pools is None else pools).values():
             pool.on_health = self.on_health
+            if shared is not None:
+                pool.share(shared.counters, shared.row, shared.columns)
             if self.role != "worker":
                 pool.start_checks()
+
+    def add_columns(self, columns: Mapping[str, int]) -> None:
+        """New shared-table columns (backends added at run time): pools made
+        from now on count in them."""
+        if self.shared is not None:
+            self.shared.columns.update(columns)
 
     def set_health(self, pool: str, address: str, healthy: bool) -> None:
         """Health decided by another process's checks (see ``lbproxy.workers``)."""
@@ -212,6 +244,9 @@ class Proxy:
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
+        if self._syncer is not None:
+            self._syncer.cancel()
+            self._syncer = None
         for lr in self.listeners.values():
             lr.stop_accepting()
             if lr.server is not None:
@@ -244,6 +279,16 @@ class Proxy:
                 pool.expire_idle(now)
         self.access_log.flush()
         self._ticker = loop.call_later(self._tick, self._on_tick)
+
+    def _on_sync(self) -> None:
+        # Worker processes: the other workers' requests in flight into the
+        # balancers' counts, and slots they freed to this worker's queues.
+        for pool in self.pools.values():
+            pool.sync_shared()
+            if pool.pending:
+                wake_queue(pool)
+        assert self._loop is not None
+        self._syncer = self._loop.call_later(SHARED_SYNC, self._on_sync)
 
     # -- reload -----------------------------------------------------------------
     async def reload(self, config: Config | None = None) -> None:

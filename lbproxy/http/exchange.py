@@ -265,7 +265,7 @@ class Exchange:
             return
         pool = self.pool
         assert pool is not None
-        if pool.max_in_flight and pool.in_flight >= pool.max_in_flight:
+        if pool.max_in_flight and pool.busy() >= pool.max_in_flight:
             # limits.max_connections reached: wait in the pool's FIFO queue.
             if len(pool.pending) >= pool.max_pending:
                 self.fail(503, "pool at max_connections and its queue is full", retry_after=True)
@@ -302,6 +302,11 @@ class Exchange:
         b.requests_total += 1
         b.balancer_take()
         pool.in_flight += 1
+        shared = pool.shared
+        if shared is not None:  # worker processes: counted for all of them
+            shared.add(pool.shared_row, pool.shared_col, 1)
+            if b.shared_col >= 0:
+                shared.add(pool.shared_row, b.shared_col, 1)
 
     def _leave(self, b: BackendState) -> None:
         """This exchange no longer holds a request on ``b``."""
@@ -310,8 +315,13 @@ class Exchange:
         pool = self.pool
         assert pool is not None
         pool.in_flight -= 1
+        shared = pool.shared
+        if shared is not None:
+            shared.add(pool.shared_row, pool.shared_col, -1)
+            if b.shared_col >= 0:
+                shared.add(pool.shared_row, b.shared_col, -1)
         if pool.pending:
-            _wake_queue(pool)
+            wake_queue(pool)
 
     def _retry(self, kinds: tuple[str, ...], sent: bool) -> bool:
         """After a failed try: start another on a different backend if the
@@ -854,10 +864,12 @@ class Exchange:
         return self.backend.label if self.backend is not None else "-"
 
 
-def _wake_queue(pool: PoolRuntime) -> None:
-    """Start queued exchanges while the pool has free slots, oldest first."""
+def wake_queue(pool: PoolRuntime) -> None:
+    """Start queued exchanges while the pool has free slots, oldest first.
+    Called when a request leaves the pool, and every tick for slots that
+    other worker processes freed."""
     pending = pool.pending
-    while pending and pool.in_flight < pool.max_in_flight:
+    while pending and pool.busy() < pool.max_in_flight:
         ex = cast(Exchange, pending.popleft())
         ex.queued = False
         ex.deadline_kind = NO_DEADLINE

@@ -1,4 +1,5 @@
 # Compile-time declarations for pool.py (see upstream.pxd).
+from lbproxy._fast.shared cimport Counters
 from lbproxy.http.upstream cimport IdlePool
 
 
@@ -29,7 +30,9 @@ cdef class BackendState:
     cdef public int port
     cdef public double ramp_since
     cdef public Py_ssize_t ramp_step
+    cdef public Py_ssize_t others
     cdef public Py_ssize_t requests_total
+    cdef public Py_ssize_t shared_col
     cdef public bint usable
     cdef public object weight
 
@@ -73,8 +76,12 @@ cdef class PoolRuntime:
     cdef public object retries
     cdef public dict retries_by_reason
     cdef public object retry_statuses
+    cdef public Counters shared
+    cdef public Py_ssize_t shared_col
+    cdef public Py_ssize_t shared_row
     cdef public double slow_start
     cdef public bint trials
     cdef public double try_timeout
 
     cpdef BackendState pick(self, object tried=*, object hash_key=*)
+    cpdef Py_ssize_t busy(self) except -1

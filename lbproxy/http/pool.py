@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from time import monotonic
 from typing import TYPE_CHECKING
 
@@ -44,6 +44,7 @@ from lbproxy.http.upstream import IdlePool, UpstreamConnection
 from lbproxy.resilience import CircuitBreaker, Hysteresis, OutlierDetector, RetryBudget
 
 if TYPE_CHECKING:
+    from lbproxy._fast.shared import Counters
     from lbproxy.health import HealthChecker, ProbeResult
 
 log = logging.getLogger("lbproxy")
@@ -90,16 +91,23 @@ class BackendState:
         "idle",
         "index",
         "label",
+        "others",
         "pool_name",
         "port",
         "ramp_since",
         "ramp_step",
         "requests_total",
+        "shared_col",
         "usable",
         "weight",
     )
 
     def __init__(self, pool: Pool, cfg: Backend, index: int = 0) -> None:
+        # With worker processes (lbproxy/workers): this backend's column in
+        # the shared table of requests in flight, and how many of those other
+        # workers hold (folded into the balancer's counts by sync_shared).
+        self.shared_col = -1
+        self.others = 0
         self.pool_name = pool.name
         self.address = cfg.address
         self.host = cfg.address.host
@@ -235,6 +243,11 @@ class _Tier:
 KeyOf = Callable[[Headers, bytes, bytes], "bytes | None"]
 
 
+def shared_key(pool: str, backend: str | None) -> str:
+    """A shared-table column's name: a pool's (``backend`` None) or a backend's."""
+    return f"{pool}\t{backend}" if backend is not None else f"{pool}\t"
+
+
 class PoolRuntime:
     __slots__ = (
         "_backup",
@@ -265,6 +278,9 @@ class PoolRuntime:
         "retries",
         "retries_by_reason",
         "retry_statuses",
+        "shared",
+        "shared_col",
+        "shared_row",
         "slow_start",
         "trials",
         "try_timeout",
@@ -332,6 +348,11 @@ class PoolRuntime:
         self.checker: HealthChecker | None = None
         # Told of every health flip (the supervisor relays them to workers).
         self.on_health: Callable[[PoolRuntime, BackendState], None] | None = None
+        # Worker processes count requests in flight in a shared table (see
+        # share): this worker's row, the pool's column.
+        self.shared: Counters | None = None
+        self.shared_row = -1
+        self.shared_col = -1
 
     # -- picking -------------------------------------------------------------------
     def pick(
@@ -397,6 +418,53 @@ class PoolRuntime:
         else:
             log.warning("pool %s: backend %s is down: %s", self.name, b.label, result.detail)
         self._health_changed(b)
+
+    def share(self, counters: Counters, row: int, columns: Mapping[str, int]) -> None:
+        """Count this pool's requests in flight in ``counters`` (row ``row``,
+        columns by ``shared_key``), so that ``limits.max_connections`` and the
+        balancers' in-flight counts hold across worker processes. A pool or
+        backend without a column counts locally only."""
+        col = columns.get(shared_key(self.name, None))
+        if col is None:
+            return
+        self.shared = counters
+        self.shared_row = row
+        self.shared_col = col
+        for b in self.backends:
+            b.shared_col = columns.get(shared_key(self.name, b.label), -1)
+
+    def busy(self) -> int:
+        """Requests in flight in this pool, across every worker when shared."""
+        shared = self.shared
+        if shared is None:
+            return self.in_flight
+        return int(shared.total(self.shared_col))
+
+    def sync_shared(self) -> None:
+        """Fold the other workers' requests in flight into each backend's
+        balancer count (least-connections, power of two, peak EWMA compare
+        them). Called every tick: the others' share is at most a tick old."""
+        shared = self.shared
+        if shared is None:
+            return
+        row = self.shared_row
+        for b in self.backends:
+            col = b.shared_col
+            if col < 0:
+                continue
+            others = int(shared.total(col) - shared.get(row, col))
+            if others < 0:
+                others = 0
+            delta = others - b.others
+            if not delta:
+                continue
+            b.others = others
+            while delta > 0:
+                b.balancer_take()
+                delta -= 1
+            while delta < 0:
+                b.balancer_drop()
+                delta += 1
 
     def set_health(self, address: str, healthy: bool) -> None:
         """Health decided elsewhere: a worker process is told by its

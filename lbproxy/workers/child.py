@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import mmap
 import os
 import signal
 import socket
@@ -25,8 +26,9 @@ import sys
 from typing import Any
 
 from lbproxy import __version__, _fast
+from lbproxy._fast import load as _load_fast
 from lbproxy.metrics import snapshot
-from lbproxy.proxy import Proxy
+from lbproxy.proxy import Proxy, SharedCounts
 from lbproxy.workers.channel import Channel
 
 log = logging.getLogger("lbproxy")
@@ -45,10 +47,14 @@ async def _serve(control: socket.socket) -> int:
         log.error("worker: expected a start message, got %r", kind)
         return 1
     slot: int = start["slot"]
-    socks = {
-        name: socket.socket(fileno=fd) for name, fd in start["sockets"].items()
-    }
-    proxy = Proxy(start["config"], role="worker", sockets=socks)
+    socks = {name: socket.socket(fileno=fd) for name, fd in start["sockets"].items()}
+    shared = None
+    if start["shared"] is not None:
+        spec = start["shared"]
+        table = mmap.mmap(spec["fd"], (spec["rows"] + 1) * spec["cols"] * 8)
+        counters = _load_fast("shared").Counters(table, spec["rows"], spec["cols"], spec["fd"])
+        shared = SharedCounts(counters, spec["row"], dict(spec["columns"]))
+    proxy = Proxy(start["config"], role="worker", sockets=socks, shared=shared)
     try:
         await proxy.start()
     except Exception as exc:
@@ -95,6 +101,8 @@ async def _obey(channel: Channel, proxy: Proxy, stop: Any) -> None:
         kind = message[0]
         if kind == "health":
             _quietly(proxy.set_health, *message[1:])
+        elif kind == "columns":
+            proxy.add_columns(message[1])
         elif kind == "admin":
             method, args = message[1], message[2]
             if method in _ADMIN_CALLS:

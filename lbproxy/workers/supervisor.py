@@ -7,6 +7,10 @@ backend for all workers, the pools' admin state, sample backends) and the
 admin API, and starts N workers (child.py), one per slot. Each worker serves
 its slot's sockets with its own event loop.
 
+- Requests in flight: every worker counts its own in its row of a table in
+  shared memory (lbproxy/_fast/shared_py.py), one column per pool and per
+  backend, so ``limits.max_connections`` and least-connections hold across
+  workers. A worker that exits has its row cleared before the row is reused.
 - Health: the control proxy's checks decide; every flip is sent to every
   worker at once, and a worker starting gets the current state first.
 - Admin changes: applied to the control proxy (which validates them), then
@@ -32,16 +36,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import mmap
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
+from lbproxy._fast import load as _load_fast
 from lbproxy.config import ConfigError, load_config
 from lbproxy.config.model import Config
-from lbproxy.http.pool import BackendState, PoolRuntime
+from lbproxy.http.pool import BackendState, PoolRuntime, shared_key
 from lbproxy.metrics import MetricsSnapshot, counters_only, merge
 from lbproxy.proxy import BindError, Proxy
 from lbproxy.workers.channel import Channel
@@ -56,6 +63,11 @@ SNAPSHOT_TIMEOUT = 2.0
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
 STABLE_AFTER = 30.0  # seconds served that forgive earlier crashes
+# The shared table of requests in flight: a row per worker process (two
+# generations side by side during a reload, and restarts), a column per pool
+# and per backend. Backends past MAX_COLUMNS are counted per worker only.
+SPARE_ROWS = 2
+MAX_COLUMNS = 8192
 
 
 class WorkerStartError(RuntimeError):
@@ -84,6 +96,7 @@ class Worker:
         self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.started_at = time.monotonic()
         self.retiring = False
+        self.row = -1  # its row of the shared table; -1: none was free
 
     @property
     def pid(self) -> int:
@@ -121,6 +134,13 @@ class Supervisor:
         self._stopped = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        rows = 2 * count + SPARE_ROWS
+        # Row 0 holds the totals; rows 1..rows are the workers'.
+        self._shm_fd, self._shm = _shared_memory((rows + 1) * MAX_COLUMNS * 8)
+        self.table = _load_fast("shared").Counters(self._shm, rows, MAX_COLUMNS, self._shm_fd)
+        self.columns: dict[str, int] = {}
+        self._free_rows = list(range(rows, 0, -1))
+        self._columns_full = False
 
     # -- start and stop -------------------------------------------------------------
     async def start(self) -> None:
@@ -133,6 +153,7 @@ class Supervisor:
             raise BindError(f"cannot bind a listener: {err.strerror or err}") from err
         try:
             await self.control.start()
+            self._assign_columns()
             self.generation = 1
             await self._start_generation(self.config, self.generation)
             if self.config.admin is not None:
@@ -228,6 +249,8 @@ class Supervisor:
         w = Worker(slot, generation)
         names = [lc.name for lc in config.listeners]
         listen = self.sockets.for_slot(slot, names)
+        if self._free_rows:
+            w.row = self._free_rows.pop()
         parent, child = _socket.socketpair()
         try:
             w.proc = subprocess.Popen(
@@ -240,11 +263,16 @@ class Supervisor:
                     "--slot",
                     str(slot),
                 ],
-                pass_fds=[child.fileno(), *(s.fileno() for s in listen.values())],
+                pass_fds=[
+                    child.fileno(),
+                    self._shm_fd,
+                    *(s.fileno() for s in listen.values()),
+                ],
                 stdin=subprocess.DEVNULL,
             )
         except OSError:
             parent.close()
+            self._free_row(w)
             raise
         finally:
             child.close()
@@ -257,6 +285,15 @@ class Supervisor:
                 "sockets": {name: s.fileno() for name, s in listen.items()},
                 "health": self.control.health(),
                 "admin": list(self.admin_log),
+                "shared": None
+                if w.row < 0
+                else {
+                    "fd": self._shm_fd,
+                    "rows": self.table.rows,
+                    "cols": self.table.cols,
+                    "row": w.row,
+                    "columns": dict(self.columns),
+                },
             },
         )
         self._track(asyncio.get_running_loop().create_task(self._read(w)))
@@ -290,6 +327,7 @@ class Supervisor:
             w.ready.set_exception(
                 WorkerStartError(f"worker {w.slot} exited before serving ({_describe(code)})")
             )
+        self._free_row(w)
         w.exited.set_result(code)
         self._exited(w, code)
 
@@ -334,6 +372,34 @@ class Supervisor:
             log.info("worker %d restarted (pid %d)", slot, w.pid)
             return
 
+    def _free_row(self, w: Worker) -> None:
+        # Whatever it held in flight when it went is not in flight any more.
+        if w.row >= 0:
+            self.table.clear_row(w.row)
+            self._free_rows.append(w.row)
+            w.row = -1
+
+    def _assign_columns(self) -> dict[str, int]:
+        """Columns for the control proxy's pools and backends that have none;
+        returns the new ones."""
+        new: dict[str, int] = {}
+        for name, pool in self.control.pools.items():
+            keys = [shared_key(name, None), *(shared_key(name, b.label) for b in pool.backends)]
+            for key in keys:
+                if key in self.columns:
+                    continue
+                if len(self.columns) >= MAX_COLUMNS:
+                    if not self._columns_full:
+                        self._columns_full = True
+                        log.warning(
+                            "more than %d pools and backends: the rest count requests in"
+                            " flight per worker only",
+                            MAX_COLUMNS,
+                        )
+                    return new
+                self.columns[key] = new[key] = len(self.columns)
+        return new
+
     def _kill(self, w: Worker) -> None:
         if w.proc is not None and w.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -365,7 +431,10 @@ class Supervisor:
         one), then to every worker; restarts replay it."""
         getattr(self.control, method)(*args)
         self.admin_log.append((method, args))
+        columns = self._assign_columns()  # a backend added
         for w in self.workers.values():
+            if columns:
+                w.send("columns", columns)
             w.send("admin", method, args)
 
     async def snapshots(self) -> list[dict[str, Any]]:
@@ -410,6 +479,7 @@ class Supervisor:
             raise ConfigError([f"listeners: cannot bind: {err}"]) from err
         old_config = self.config
         await self.control.reload(config)
+        self._assign_columns()
         self.generation += 1
         admin_log, self.admin_log = self.admin_log, []  # the file decides again
         try:
@@ -430,6 +500,19 @@ class Supervisor:
             len(self.workers),
             len(old),
         )
+
+
+def _shared_memory(size: int) -> tuple[int, mmap.mmap]:
+    """A zeroed shared mapping of ``size`` bytes and the descriptor workers
+    inherit to map it too: a memfd on Linux, an unlinked temp file elsewhere."""
+    try:
+        fd = os.memfd_create("lbproxy-in-flight")
+    except (AttributeError, OSError):
+        handle, path = tempfile.mkstemp(prefix="lbproxy-in-flight-")
+        os.unlink(path)
+        fd = handle
+    os.ftruncate(fd, size)
+    return fd, mmap.mmap(fd, size)
 
 
 def _wait(w: Worker) -> int:

@@ -10,14 +10,20 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import aiohttp_backend, free_port, named_backends
+from tests.support import (
+    aiohttp_backend,
+    client_connection,
+    free_port,
+    named_backends,
+    read_response,
+)
 
 TOKEN = "s3cret-token"
 
@@ -357,3 +363,75 @@ async def test_workers_that_cannot_start_fail_the_start(tmp_path: Path) -> None:
         _, w = await asyncio.open_connection("127.0.0.1", port)
         w.close()
         raise AssertionError("the listener is still open")
+
+
+async def test_pool_limit_holds_across_workers(tmp_path: Path) -> None:
+    in_flight = peak = 0
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.3)
+        in_flight -= 1
+        return web.Response(text="ok")
+
+    port, admin = free_port(), free_port()
+    extra = "    limits: {max_connections: 2, max_pending: 50, queue_timeout: 10s}"
+    async with aiohttp_backend(handler) as b:
+        config = _config([b.address], port, admin, extra)
+        async with cluster(tmp_path, config, port, admin):
+
+            async def one() -> int:
+                async with client_connection(port) as (reader, writer):
+                    writer.write(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                    return (await asyncio.wait_for(read_response(reader), 15))[0]
+
+            tasks = []
+            for _ in range(8):
+                tasks.append(asyncio.ensure_future(one()))
+                await asyncio.sleep(0.01)
+            statuses = await asyncio.gather(*tasks)
+    assert statuses == [200] * 8
+    # Each worker alone would allow 2: with the connections spread over both,
+    # up to 4 would reach the backend at once.
+    assert peak == 2
+
+
+async def test_least_connections_counts_every_worker(tmp_path: Path) -> None:
+    release = asyncio.Event()
+    held: dict[str, int] = {}
+
+    def holding(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            held[name] = held.get(name, 0) + 1
+            await release.wait()
+            return web.Response(text=name)
+
+        return handler
+
+    port, admin = free_port(), free_port()
+    async with aiohttp_backend(holding("a")) as a, aiohttp_backend(holding("b")) as b:
+        config = _config([a.address, b.address], port, admin).replace(
+            "  app:\n", "  app:\n    balance: least_connections\n"
+        )
+        async with cluster(tmp_path, config, port, admin):
+            conns = []
+            try:
+                for i in range(6):
+                    # A new connection each: the kernel spreads them over the
+                    # workers; each worker must see what the others hold.
+                    r, w = await asyncio.open_connection("127.0.0.1", port)
+                    w.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                    conns.append((r, w))
+                    loop = asyncio.get_running_loop()
+                    deadline = loop.time() + 5
+                    while sum(held.values()) < i + 1:
+                        assert loop.time() < deadline, held
+                        await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.1)  # more than the workers' sync interval
+                assert held == {"a": 3, "b": 3}
+            finally:
+                release.set()
+                for _, w in conns:
+                    w.close()

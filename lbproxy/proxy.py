@@ -183,6 +183,18 @@ class Proxy:
         """Health decided by another process's checks (see ``lbproxy.workers``)."""
         self._pool(pool).set_health(address, healthy)
 
+    def passive_state(self) -> dict[str, dict[str, Any]]:
+        """Each pool's breakers and ejections (``PoolRuntime.passive_state``)."""
+        return {name: pool.passive_state() for name, pool in self.pools.items()}
+
+    def adopt_passive(self, states: Mapping[str, dict[str, Any]]) -> None:
+        """Take over breakers and ejections another process learned, for the
+        pools and backends this one has too."""
+        for name, state in states.items():
+            pool = self.pools.get(name)
+            if pool is not None:
+                pool.adopt_passive(state)
+
     def health(self) -> dict[str, dict[str, bool]]:
         """Each checked backend's health, by pool and address."""
         return {

@@ -34,7 +34,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Mapping
 from time import monotonic
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lbproxy.balance import WEIGHT_UNIT, BalanceOptions, make_balancer
 from lbproxy.balance.base import Balancer, PickContext
@@ -594,23 +594,20 @@ class PoolRuntime:
 
     def adopt(self, old: PoolRuntime, keep_admin: bool) -> None:
         """Carry backend state over from the pool this one replaces (a reload,
-        or a backend added or removed): health, breakers and counters of the
-        backends both have, and with ``keep_admin`` their admin state (a file
-        reload resets it, as it resets weights). Ejections start afresh (the
-        detector counts by position, which a change of backends shifts)."""
+        or a backend added or removed): health, breakers, ejections and
+        counters of the backends both have, and with ``keep_admin`` their
+        admin state (a file reload resets it, as it resets weights)."""
         by_label = {b.label: b for b in old.backends}
         # A state carries over only under the same settings: new thresholds
         # or windows start afresh rather than judge old counts by new rules.
         same_checks = self.config.health_check == old.config.health_check
-        same_breaker = self.config.circuit_breaker == old.config.circuit_breaker
+        self.adopt_passive(old.passive_state())
         for b in self.backends:
             before = by_label.get(b.label)
             if before is None:
                 continue
             if same_checks and b.health is not None and before.health is not None:
                 b.health = before.health
-            if same_breaker and b.breaker is not None and before.breaker is not None:
-                b.breaker = before.breaker
             if keep_admin:
                 b.admin_state = before.admin_state
             b.requests_total = before.requests_total
@@ -618,6 +615,39 @@ class PoolRuntime:
             b.ejections_total = before.ejections_total
             b.checks_ok = before.checks_ok
             b.checks_failed = before.checks_failed
+        self.recompute(monotonic())
+
+    def passive_state(self) -> dict[str, Any]:
+        """What the pool learned from traffic, per backend address: circuit
+        breakers and outlier-detection state, with the settings they were
+        learned under. Plain picklable data, for ``adopt_passive`` in a
+        replacement pool, here or in a new worker process."""
+        outlier = self.outlier
+        return {
+            "breaker_config": self.config.circuit_breaker,
+            "outlier_config": self.config.outlier_detection,
+            "backends": {
+                b.label: (b.breaker, outlier.state(b.index) if outlier is not None else None)
+                for b in self.backends
+            },
+        }
+
+    def adopt_passive(self, state: dict[str, Any]) -> None:
+        """Take over breakers and ejections from ``passive_state()`` for the
+        backends both have, when the settings are the same."""
+        same_breaker = state["breaker_config"] == self.config.circuit_breaker
+        same_outlier = state["outlier_config"] == self.config.outlier_detection
+        known = state["backends"]
+        outlier = self.outlier
+        for b in self.backends:
+            carried = known.get(b.label)
+            if carried is None:
+                continue
+            breaker, ejection = carried
+            if same_breaker and b.breaker is not None and breaker is not None:
+                b.breaker = breaker
+            if same_outlier and outlier is not None and ejection is not None:
+                outlier.restore(b.index, ejection)
         self.recompute(monotonic())
 
     def set_weight(self, address: str, weight: int) -> None:

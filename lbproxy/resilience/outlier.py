@@ -152,6 +152,28 @@ class OutlierDetector:
         self._check(i)
         return self._ejections[i]
 
+    def state(self, i: int) -> tuple[int, int, bool, float]:
+        """Backend ``i``'s whole state (failures in a row, ejection count,
+        ejected, until), to carry it into another detector (a reload, a new
+        worker process: monotonic time is the same in every process)."""
+        self._check(i)
+        return (self._failures[i], self._ejections[i], self._ejected[i], self._until[i])
+
+    def restore(self, i: int, state: tuple[int, int, bool, float]) -> None:
+        """Give backend ``i`` a state ``state()`` returned (for a backend not
+        ejected here yet); an ejection carried over counts toward the cap."""
+        self._check(i)
+        failures, ejections, ejected, until = state
+        if self._ejected[i]:
+            return
+        self._failures[i] = failures
+        self._ejections[i] = ejections
+        self._until[i] = until
+        if ejected:
+            self._ejected[i] = True
+            self._ejected_count += 1
+            heapq.heappush(self._queue, (until, i))
+
     def next_expiry(self) -> float | None:
         """When the earliest current ejection ends; None when none is ejected."""
         return self._queue[0][0] if self._queue else None

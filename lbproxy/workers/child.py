@@ -67,6 +67,9 @@ async def _serve(control: socket.socket) -> int:
             _quietly(proxy.set_health, pool, address, healthy)
     for method, args in start["admin"]:
         _quietly(getattr(proxy, method), *args)
+    if start.get("passive"):
+        # What the worker this one replaces learned: open breakers, ejections.
+        _quietly(proxy.adopt_passive, start["passive"])
     channel.send("ready", os.getpid())
     log.info("worker %d (pid %d) serving", slot, os.getpid())
 
@@ -115,6 +118,12 @@ async def _obey(channel: Channel, proxy: Proxy, stop: Any) -> None:
             except Exception as exc:  # never let a bad snapshot kill the worker
                 log.exception("worker: snapshot failed")
                 channel.send("reply", rid, None, f"{type(exc).__name__}: {exc}")
+        elif kind == "passive":
+            try:
+                channel.send("reply", message[1], proxy.passive_state(), None)
+            except Exception as exc:
+                log.exception("worker: passive state failed")
+                channel.send("reply", message[1], None, f"{type(exc).__name__}: {exc}")
         elif kind == "retire":
             stop(message[1], False)
         elif kind == "stop":

@@ -218,13 +218,21 @@ class Supervisor:
         await self._stopped.wait()
 
     # -- workers ----------------------------------------------------------------------
-    async def _start_generation(self, config: Config, generation: int) -> dict[int, Worker]:
-        """Start one worker per slot with ``config``; when all are serving they
-        become the current workers. On failure every one of them is stopped."""
+    async def _start_generation(
+        self,
+        config: Config,
+        generation: int,
+        passive: dict[int, dict[str, Any]] | None = None,
+    ) -> dict[int, Worker]:
+        """Start one worker per slot with ``config`` (and the breakers and
+        ejections the slot's previous worker learned); when all are serving
+        they become the current workers. On failure every one is stopped."""
         started: dict[int, Worker] = {}
         try:
             for slot in range(self.count):
-                started[slot] = await self._spawn(slot, generation, config)
+                started[slot] = await self._spawn(
+                    slot, generation, config, (passive or {}).get(slot)
+                )
             await asyncio.wait_for(
                 asyncio.gather(*(w.ready for w in started.values())), READY_TIMEOUT
             )
@@ -243,7 +251,13 @@ class Supervisor:
             self.retiring.add(w)
         return old
 
-    async def _spawn(self, slot: int, generation: int, config: Config) -> Worker:
+    async def _spawn(
+        self,
+        slot: int,
+        generation: int,
+        config: Config,
+        passive: dict[str, Any] | None = None,
+    ) -> Worker:
         import socket as _socket
 
         w = Worker(slot, generation)
@@ -285,6 +299,7 @@ class Supervisor:
                 "sockets": {name: s.fileno() for name, s in listen.items()},
                 "health": self.control.health(),
                 "admin": list(self.admin_log),
+                "passive": passive,
                 "shared": None
                 if w.row < 0
                 else {
@@ -454,6 +469,25 @@ class Supervisor:
             fut.cancel()
         return [f.result() for f in done if not f.cancelled() and f.exception() is None]
 
+    async def _passive_states(self) -> dict[int, dict[str, Any]]:
+        """Per slot, the breakers and ejections its current worker learned
+        (a worker that does not answer within SNAPSHOT_TIMEOUT gives none)."""
+        asks: dict[int, asyncio.Future[Any]] = {}
+        for slot, w in self.workers.items():
+            if w.serving and w.channel is not None:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    asks[slot] = w.channel.request("passive")
+        if not asks:
+            return {}
+        await asyncio.wait(asks.values(), timeout=SNAPSHOT_TIMEOUT)
+        out = {}
+        for slot, fut in asks.items():
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                out[slot] = fut.result()
+            else:
+                fut.cancel()
+        return out
+
     # -- reload -----------------------------------------------------------------------
     async def reload(self, config: Config | None = None) -> None:
         try:
@@ -482,8 +516,9 @@ class Supervisor:
         self._assign_columns()
         self.generation += 1
         admin_log, self.admin_log = self.admin_log, []  # the file decides again
+        passive = await self._passive_states()
         try:
-            old = await self._start_generation(config, self.generation)
+            old = await self._start_generation(config, self.generation, passive)
         except BaseException as exc:
             self.generation -= 1
             self.admin_log = admin_log

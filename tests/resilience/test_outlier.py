@@ -344,3 +344,35 @@ def test_cap_and_durations_against_the_reference_model(
         assert sum(d.ejected(j, now) for j in range(n)) <= cap
         expiries = [u for u in model.until if u is not None]
         assert d.next_expiry() == (min(expiries) if expiries else None)
+
+
+# --- carrying state into another detector ---------------------------------------------
+
+
+def test_state_carries_into_another_detector_by_any_index() -> None:
+    old = make(n=3)
+    fail(old, 2, 100.0, 3)  # ejected until 110
+    old.record(0, False, 100.0)  # one failure in a row
+    new = make(n=4)
+    new.restore(1, old.state(2))  # the backend moved from index 2 to 1
+    new.restore(3, old.state(0))
+    assert new.ejected(1, 105.0) and not new.ejected(1, 110.0)
+    assert new.ejected_count == 1 and new.ejections(1) == 1
+    assert new.next_expiry() == 110.0
+    assert new.expire(111.0) == [1] and new.ejected_count == 0
+    # The carried run of failures continues: two more eject.
+    assert fail(new, 3, 120.0, 2) == [False, True]
+    # A second ejection of the carried backend, soon after, lasts base * 2.
+    fail(new, 1, 112.0, 3)
+    assert new.ejections(1) == 2 and new.ejected(1, 131.0) and not new.ejected(1, 132.0)
+
+
+def test_restore_leaves_a_backend_already_ejected_here_alone() -> None:
+    old, new = make(), make()
+    fail(new, 0, 0.0, 3)
+    new.restore(0, old.state(0))
+    assert new.ejected(0, 1.0) and new.ejected_count == 1
+    with pytest.raises(IndexError):
+        new.restore(4, old.state(0))
+    with pytest.raises(IndexError):
+        old.state(-1)

@@ -435,3 +435,36 @@ async def test_least_connections_counts_every_worker(tmp_path: Path) -> None:
                 release.set()
                 for _, w in conns:
                     w.close()
+
+
+async def test_open_breakers_survive_a_reload(tmp_path: Path) -> None:
+    port, admin = free_port(), free_port()
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens: every try fails to connect
+    extra = (
+        "    circuit_breaker: {failure_rate: 50%, minimum_requests: 3, window: 10s,"
+        " open_duration: 60s, half_open_requests: 1}"
+    )
+    async with aiohttp_backend() as good:
+        config = _config([good.address, dead], port, admin, extra)
+        async with cluster(tmp_path, config, port, admin) as c:
+
+            async def breaker() -> str:
+                async with aiohttp.ClientSession() as s:
+                    async with s.get(f"http://127.0.0.1:{admin}/api/status") as r:
+                        status = await r.json()
+                (b,) = [x for x in status["pools"]["app"]["backends"] if x["address"] == dead]
+                return str(b["breaker"])
+
+            # Connect failures are retried on the good backend: clients see
+            # only 200s, and every worker's breaker for the dead one opens.
+            ok, failed, errors = await _load(port, 1.5, 4, close=True)
+            assert failed == 0 and ok > 20, errors[:3]
+            assert await breaker() == "open"
+            c.proc.send_signal(signal.SIGHUP)
+            await c.wait_log(r"config reloaded from .*: 2 new workers serving")
+            await c.wait_log(r"worker \d \(pid \d+\) exited \(exit code 0\)", count=2)
+            # Only the new workers answer now: they took the open breakers over.
+            assert await breaker() == "open"
+            before = good.requests
+            ok, failed, _ = await _load(port, 0.5, 2, close=True)
+            assert failed == 0 and good.requests - before == ok

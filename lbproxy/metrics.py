@@ -104,6 +104,7 @@ class MetricsSnapshot(TypedDict):
     connections: dict[str, int]  # open client connections, by listener
     pools: dict[str, PoolSnapshot]  # by pool name
     reloads: dict[str, int]  # by result
+    tls: dict[tuple[str, str], int]  # TLS handshakes by (listener, version)
 
 
 def _backend(b: BackendState, now: float) -> BackendSnapshot:
@@ -163,6 +164,12 @@ def snapshot(proxy: Proxy) -> MetricsSnapshot:
         "connections": connections,
         "pools": pools,
         "reloads": dict(proxy.reloads),
+        "tls": {
+            (lr.name, version): n
+            for lr in proxy.listeners.values()
+            if lr.tls_store is not None
+            for version, n in lr.tls_store.handshakes.items()
+        },
     }
 
 
@@ -215,6 +222,7 @@ def merge(snaps: Sequence[MetricsSnapshot]) -> MetricsSnapshot:
     requests: dict[RequestKey, int] = {}
     connections: dict[str, int] = {}
     reloads: dict[str, int] = {}
+    tls: dict[tuple[str, str], int] = {}
     backend_parts: dict[str, dict[str, list[BackendSnapshot]]] = {}
     pool_parts: dict[str, list[PoolSnapshot]] = {}
     for snap in snaps:
@@ -222,6 +230,8 @@ def merge(snaps: Sequence[MetricsSnapshot]) -> MetricsSnapshot:
             requests[key] = requests.get(key, 0) + n
         _sum_into(connections, snap["connections"])
         _sum_into(reloads, snap["reloads"])
+        for shake, n in snap["tls"].items():
+            tls[shake] = tls.get(shake, 0) + n
         for name, pool in snap["pools"].items():
             pool_parts.setdefault(name, []).append(pool)
             by_label = backend_parts.setdefault(name, {})
@@ -240,7 +250,13 @@ def merge(snaps: Sequence[MetricsSnapshot]) -> MetricsSnapshot:
             "panic": max(p["panic"] for p in parts),
             "queued": sum(p["queued"] for p in parts),
         }
-    return {"requests": requests, "connections": connections, "pools": pools, "reloads": reloads}
+    return {
+        "requests": requests,
+        "connections": connections,
+        "pools": pools,
+        "reloads": reloads,
+        "tls": tls,
+    }
 
 
 def counters_only(snap: MetricsSnapshot) -> MetricsSnapshot:
@@ -265,6 +281,7 @@ def counters_only(snap: MetricsSnapshot) -> MetricsSnapshot:
         "connections": {name: 0 for name in snap["connections"]},
         "pools": pools,
         "reloads": dict(snap["reloads"]),
+        "tls": dict(snap["tls"]),
     }
 
 
@@ -405,6 +422,15 @@ class SnapshotCollector:
         for result, n in sorted(snap["reloads"].items()):
             reloads.add_metric([result], n)
         yield reloads
+
+        handshakes = CounterMetricFamily(
+            "lbproxy_tls_handshakes",
+            "TLS handshakes completed, by listener and protocol version",
+            labels=["listener", "version"],
+        )
+        for (listener, version), n in sorted(snap["tls"].items()):
+            handshakes.add_metric([listener, version], n)
+        yield handshakes
 
 
 class ProxyCollector:

@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from lbproxy.balance import WEIGHT_UNIT
 from lbproxy.config import ConfigError, load_config
 from lbproxy.config.addresses import AddressError, parse_address
-from lbproxy.config.loader import MAX_CONFIG_WEIGHT
-from lbproxy.config.model import Backend, Config, Pool
+from lbproxy.config.loader import MAX_CONFIG_WEIGHT, tls_settings
+from lbproxy.config.model import Backend, Config, Listener, Pool
 from lbproxy.http.accesslog import AccessLogger
 from lbproxy.http.exchange import wake_queue
 from lbproxy.http.listener import ListenerRuntime
 from lbproxy.http.pool import DISABLED, DRAINING, ENABLED, BackendState, PoolRuntime
 from lbproxy.samples import SampleBackends
+from lbproxy.tls import CertificateStore, TlsError
 from lbproxy.tracing import T_REQUEST_ID, T_TRACEPARENT
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ log = logging.getLogger("lbproxy")
 
 # How often a worker folds the other workers' requests in flight in.
 SHARED_SYNC = 0.02
+# How often TLS listeners look for changed certificate files.
+TLS_WATCH = 2.0
 
 
 @dataclass
@@ -135,6 +138,7 @@ class Proxy:
                 lr = ListenerRuntime(lc, self.pools, self.access_log, loop)
                 try:
                     if self.role != "control":
+                        self._terminate_tls(lr)
                         await lr.start(self._sockets.get(lc.name))
                 except OSError as err:
                     raise BindError(
@@ -162,6 +166,45 @@ class Proxy:
             self._syncer = loop.call_later(SHARED_SYNC, self._on_sync)
         self._start_checks()
         self._started = True
+
+    def _terminate_tls(self, lr: ListenerRuntime) -> None:
+        """Give a TLS listener its certificates (lbproxy.tls), watched on disk."""
+        tls = lr.config.tls
+        if tls is None:
+            return
+        try:
+            store = CertificateStore(tls_settings(tls))
+        except TlsError as err:
+            # The loader loaded them; a file changed since.
+            raise BindError(f"listener {lr.name}: {err}") from err
+        lr.tls_store = store
+        lr.tls_context = store.context
+        task = asyncio.get_running_loop().create_task(store.watch(TLS_WATCH))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        lr.tls_watch = task
+
+    def _reload_tls(self, lr: ListenerRuntime, new: Listener) -> None:
+        """SIGHUP: re-read a kept TLS listener's certificate files. A broken
+        file keeps the old certificates serving (CertificateStore.reload)."""
+        store = lr.tls_store
+        if store is None or new.tls is None:
+            if (store is None) != (new.tls is None):
+                log.warning(
+                    "listener %s: turning TLS on or off needs a new address or a restart", lr.name
+                )
+            return
+        if tls_settings(new.tls) != store.settings:
+            log.warning(
+                "listener %s: new tls settings (certificate list, versions, ALPN, client CA)"
+                " apply after a restart; reloading the certificate files only",
+                lr.name,
+            )
+        try:
+            store.reload()
+            log.info("listener %s: certificates reloaded", lr.name)
+        except TlsError as err:
+            log.error("listener %s: certificates not reloaded, old ones serve: %s", lr.name, err)
 
     def _start_checks(self, pools: Mapping[str, PoolRuntime] | None = None) -> None:
         # A worker's pools learn health from the supervisor (set_health).
@@ -363,6 +406,7 @@ class Proxy:
             lr = ListenerRuntime(lc, new_pools, access_log, loop)
             try:
                 if self.role != "control":
+                    self._terminate_tls(lr)
                     await lr.start(self._sockets.get(lc.name))
             except OSError as err:
                 for s in started.values():
@@ -373,6 +417,7 @@ class Proxy:
             started[lc.name] = lr
         by_name = {lc.name: lc for lc in config.listeners}
         for name, lr in kept.items():
+            self._reload_tls(lr, by_name[name])
             lr.swap(by_name[name], new_pools, access_log)
         for gone in old.values():
             gone.stop_accepting()

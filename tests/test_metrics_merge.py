@@ -222,6 +222,7 @@ def snap(pools: dict[str, PoolSnapshot], **over: Any) -> MetricsSnapshot:
         "connections": {},
         "pools": pools,
         "reloads": {"success": 0, "failure": 0},
+        "tls": {},
     }
     s.update(over)  # type: ignore[typeddict-item]
     return s

@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -54,6 +54,7 @@ from lbproxy.config.model import (
     Listener,
     ListenerLimits,
     ListenerTimeouts,
+    ListenerTls,
     OutlierDetection,
     Pool,
     PoolLimits,
@@ -64,6 +65,9 @@ from lbproxy.config.model import (
     Tracing,
 )
 from lbproxy.config.units import UnitError, parse_duration, parse_size
+
+if TYPE_CHECKING:
+    from lbproxy.tls import TlsSettings
 
 try:
     from yaml import CSafeLoader as _YamlLoader
@@ -90,8 +94,22 @@ _TOP_KEYS = (
     "admin",
 )
 _TOP_LATER = ("geo", "cluster")
-_LISTENER_KEYS = ("name", "bind", "limits", "timeouts", "trusted_proxies", "routes")
-_LISTENER_LATER = ("tls", "redirect_http_to", "hsts", "proxy_protocol")
+_LISTENER_KEYS = (
+    "name",
+    "bind",
+    "tls",
+    "redirect_http_to",
+    "hsts",
+    "proxy_protocol",
+    "limits",
+    "timeouts",
+    "trusted_proxies",
+    "routes",
+)
+_LISTENER_LATER: tuple[str, ...] = ()
+_TLS_KEYS = ("certificates", "min_version", "alpn", "client_ca", "client_subject_header")
+_CERT_KEYS = ("cert", "key")
+_TLS_VERSIONS = ("1.2", "1.3")
 _LISTENER_LIMIT_KEYS = ("max_connections", "max_header_bytes", "max_headers", "max_body_bytes")
 _LISTENER_TIMEOUT_KEYS = ("header", "body", "idle")
 _ROUTE_KEYS = ("match", "pool")
@@ -226,6 +244,7 @@ _DEFAULT_POOL_LIMITS = PoolLimits()
 _DEFAULT_RETRIES = Retries()
 _DEFAULT_ACCESS_LOG = AccessLog()
 _DEFAULT_ADMIN = Admin()
+_DEFAULT_TLS = ListenerTls(certificates=())
 _DEFAULT_TRACING = Tracing()
 # An environment variable name, as admin.token_env names one.
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -235,6 +254,18 @@ _NO_ADDRESS = _DEFAULT_BACKEND.address
 
 # ---------------------------------------------------------------------------
 # Public entry points
+
+
+def tls_settings(tls: ListenerTls) -> TlsSettings:
+    """What lbproxy.tls needs of a listener's ``tls`` section."""
+    from lbproxy.tls import TlsSettings
+
+    return TlsSettings(
+        certificates=tls.certificates,
+        min_version=tls.min_version,
+        alpn=tls.alpn,
+        client_ca=tls.client_ca,
+    )
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
@@ -1429,6 +1460,17 @@ class _Builder:
         routes: tuple[Route, ...] = ()
         if routes_node is not None:
             routes = self.routes(routes_node, m.at("routes"))
+        tls = self.opt(m, "tls", None, self.listener_tls)
+        redirect = self.opt(m, "redirect_http_to", None, self.redirect_target)
+        if redirect is not None and tls is not None:
+            self.fail(
+                m.at("redirect_http_to"),
+                m.get("redirect_http_to"),
+                "only on a plain listener (this one terminates TLS)",
+            )
+        hsts = self.opt(m, "hsts", None, self.non_empty_text)
+        if hsts is not None and tls is None:
+            self.fail(m.at("hsts"), m.get("hsts"), "only on a listener with tls")
         return Listener(
             name=name,
             bind=bind or _NO_ADDRESS,
@@ -1436,7 +1478,104 @@ class _Builder:
             limits=self.listener_limits(m.get("limits"), m.at("limits")),
             timeouts=self.listener_timeouts(m.get("timeouts"), m.at("timeouts")),
             trusted_proxies=self.opt(m, "trusted_proxies", (), self.cidrs),
+            tls=tls,
+            redirect_http_to=redirect,
+            hsts=hsts,
+            proxy_protocol=self.opt(m, "proxy_protocol", False, self.boolean),
         )
+
+    def listener_tls(self, node: Node, path: str) -> ListenerTls | None:
+        errors = len(self.issues)
+        m = self.mapping(node, path, _TLS_KEYS, required=("certificates",))
+        if m is None:
+            return None
+        certs: list[tuple[str, str]] = []
+        certs_node = m.get("certificates")
+        items = self.sequence(certs_node, m.at("certificates")) if certs_node is not None else None
+        if items is not None and not items:
+            self.fail(m.at("certificates"), m.get("certificates"), "must list at least one")
+        for index, item in enumerate(items or []):
+            item_path = f"{m.at('certificates')}[{index}]"
+            c = self.mapping(item, item_path, _CERT_KEYS, required=("cert", "key"))
+            if c is None:
+                continue
+            cert = self.opt(c, "cert", None, self.existing_file)
+            key = self.opt(c, "key", None, self.existing_file)
+            if cert is not None and key is not None:
+                certs.append((cert, key))
+        alpn = self.opt(m, "alpn", _DEFAULT_TLS.alpn, self.alpn)
+        client_ca = self.opt(m, "client_ca", None, self.existing_file)
+        subject = self.opt(m, "client_subject_header", None, self.header_name)
+        if subject is not None and client_ca is None:
+            self.fail(
+                m.at("client_subject_header"),
+                m.get("client_subject_header"),
+                "needs client_ca (there is no verified client certificate without it)",
+            )
+        min_version = self.opt(
+            m,
+            "min_version",
+            _DEFAULT_TLS.min_version,
+            lambda node, path: self.choice(node, path, _TLS_VERSIONS),
+        )
+        if not certs or len(self.issues) != errors:
+            return None  # the section's own errors first: no certificate loading over them
+        tls = ListenerTls(
+            certificates=tuple(certs),
+            min_version=min_version,
+            alpn=alpn,
+            client_ca=client_ca,
+            client_subject_header=subject,
+        )
+        # Load them now, so that --check and a reload catch a key that does
+        # not match its certificate, not the listener at start.
+        from lbproxy.tls import CertificateStore, TlsError
+
+        try:
+            CertificateStore(tls_settings(tls))
+        except TlsError as err:
+            self.fail(m.at("certificates"), certs_node, str(err))
+            return None
+        return tls
+
+    def existing_file(self, node: Node, path: str) -> str | None:
+        value = self.non_empty_text(node, path)
+        if value is not None and not os.path.isfile(value):
+            self.fail(path, node, f"file {_quote(value)} does not exist")
+            return None
+        return value
+
+    def alpn(self, node: Node, path: str) -> tuple[str, ...] | None:
+        items = self.sequence(node, path)
+        if items is None:
+            return None
+        names = []
+        for index, item in enumerate(items):
+            text = self.text(item, f"{path}[{index}]")
+            if text is None:
+                continue
+            if text not in ("http/1.1", "http/1.0"):
+                self.fail(f"{path}[{index}]", item, "lbproxy speaks http/1.1 (and http/1.0) only")
+                continue
+            names.append(text)
+        if not items:
+            self.fail(path, node, "must list at least one protocol")
+        return tuple(names) or None
+
+    def redirect_target(self, node: Node, path: str) -> str | None:
+        text = self.non_empty_text(node, path)
+        if text is None:
+            return None
+        if not text.startswith("https://") or len(text) <= len("https://"):
+            self.fail(path, node, 'must be an https:// URL such as "https://{host}:8443"')
+            return None
+        rest = text[len("https://") :]
+        try:
+            rest.format(host="h", path="/")
+        except (KeyError, IndexError, ValueError):
+            self.fail(path, node, "may use only {host} and {path} as placeholders")
+            return None
+        return text
 
     def _claim(self, owners: dict[_K, str], value: _K, what: str, m: _Map, key: str) -> None:
         """Record that listener ``m.path`` uses ``value``; an error if another did first."""

@@ -65,6 +65,19 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
+class ListenerTls:
+    """``listeners[].tls``: terminate TLS (lbproxy.tls builds the contexts)."""
+
+    certificates: tuple[tuple[str, str], ...]  # (cert, key) files; the first is the default
+    min_version: str = "1.2"  # "1.2" | "1.3"
+    alpn: tuple[str, ...] = ("http/1.1",)
+    client_ca: str | None = None  # require client certificates signed by it
+    # With client_ca: the header that carries the verified client subject
+    # upstream (None: not sent).
+    client_subject_header: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Listener:
     name: str
     bind: Address
@@ -72,6 +85,10 @@ class Listener:
     limits: ListenerLimits = field(default_factory=ListenerLimits)
     timeouts: ListenerTimeouts = field(default_factory=ListenerTimeouts)
     trusted_proxies: tuple[str, ...] = ()  # CIDR strings, already validated
+    tls: ListenerTls | None = None
+    redirect_http_to: str | None = None  # plain listener: 308 to this ("{host}", "{path}")
+    hsts: str | None = None  # TLS listener: Strict-Transport-Security value
+    proxy_protocol: bool = False  # a PROXY protocol v1/v2 header starts every connection
 
 
 @dataclass(frozen=True, slots=True)

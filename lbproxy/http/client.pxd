@@ -12,6 +12,7 @@ cdef class ClientConnection:
     cdef public Py_ssize_t body_left
     cdef public object chunks
     cdef public bytes client_ip
+    cdef public bytes cert_subject
     cdef public bint closed
     cdef public Exchange cur
     cdef public double deadline

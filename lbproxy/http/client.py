@@ -36,6 +36,7 @@ from lbproxy.http.shared import (
     not_connected,
 )
 from lbproxy.routing.router import normalise_host
+from lbproxy.tls import client_subject
 from lbproxy.tracing import (
     T_REQUEST_ID,
     T_TRACEPARENT,
@@ -58,6 +59,9 @@ CHUNKED = _headers.CHUNKED
 CONN_CLOSE = _headers.CONN_CLOSE
 CONN_KEEP_ALIVE = _headers.CONN_KEEP_ALIVE
 UPGRADE = _headers.UPGRADE
+_proxyproto = _load_fast("proxyproto")
+parse_proxy_header = _proxyproto.parse
+ProxyProtocolError = _proxyproto.ProxyProtocolError
 _h1 = _load_fast("h1")
 parse_request_head = _h1.parse_request_head
 ParseError = _h1.ParseError
@@ -71,6 +75,7 @@ P_IDLE = 0  # between requests (keep-alive wait) or waiting on a response
 P_HEADERS = 1
 P_BODY = 2
 P_CLOSING = 3  # lingering close: discard input until the peer closes
+P_PROXY = 4  # waiting for the PROXY protocol header (listeners with proxy_protocol)
 
 # Client-side deadline kinds.
 T_NONE = 0
@@ -103,6 +108,7 @@ class ClientConnection:
         "_twrite",
         "_wbuf",
         "body_left",
+        "cert_subject",
         "chunks",
         "client_ip",
         "closed",
@@ -145,6 +151,7 @@ class ClientConnection:
         self.read_paused = 0
         self.draining = False
         self.client_ip = b""
+        self.cert_subject = b""  # the verified client certificate's (with subject_header)
         self.trusted = False
         self.tunnel: Exchange | None = None
         self.upgraded: Exchange | None = None  # upgrade request sent, awaiting 101
@@ -172,7 +179,15 @@ class ClientConnection:
             transport.close()
             self.closed = True
             return
-        # The first request must arrive within the header timeout.
+        store = lr.tls_store
+        if store is not None:
+            store.record_handshake(transport.get_extra_info("ssl_object"))
+        if lr.subject_header:
+            subject = client_subject(transport.get_extra_info("ssl_object"))
+            self.cert_subject = (subject or "").encode("utf-8", "replace")
+        if lr.proxy_protocol:
+            self.phase = P_PROXY
+        # The first request (and a PROXY header) must arrive within the header timeout.
         self.deadline = monotonic() + lr.header_timeout
         self.deadline_kind = T_HEADER
 
@@ -189,6 +204,10 @@ class ClientConnection:
             # Bytes after an upgrade request, before the 101: held for the tunnel.
             upgraded.send_raw(data)
             return
+        if self.phase == P_PROXY:
+            data = self._proxy_header(data)
+            if not data:
+                return
         head = self.queue[0] if self.queue else None
         up = head.upstream if head is not None else None
         if up is not None:
@@ -208,6 +227,29 @@ class ClientConnection:
                 up.uncork()
         if len(self.queue) > 1:
             self.pause_reading_for(2)
+
+    def _proxy_header(self, data: bytes) -> bytes:
+        """Read the PROXY protocol header that starts the connection; returns
+        what follows it (b"" while it is incomplete). A connection without a
+        valid one is closed: it is not HTTP's to answer."""
+        if self.rbuf:
+            data = self.rbuf + data
+            self.rbuf = b""
+        try:
+            used, info = parse_proxy_header(data)
+        except ProxyProtocolError as err:
+            log.warning("%s: closing a connection: %s", self.lr.name, err)
+            self.phase = P_CLOSING
+            self._close()
+            return b""
+        if not used:
+            self.rbuf = data
+            return b""
+        if info is not None:  # LOCAL / UNKNOWN: the connection's own address stands
+            self.client_ip = info.src_ip
+            self.trusted = self.lr.is_trusted(self.client_ip)
+        self.phase = P_IDLE
+        return data[used:]
 
     def _parse(self, data: bytes) -> None:
         """Parse everything ``data`` holds: heads, bodies, pipelined requests."""
@@ -448,6 +490,13 @@ class ClientConnection:
                 block = _with_host(block, authority)
                 host = authority
                 url = path
+        location = b""
+        if lr.redirect is not None and not status:
+            # A plain listener that only sends clients to HTTPS.
+            if not host:
+                raise _Reject(400, "missing Host header")
+            status, reason = 308, "redirected to https"
+            location = _redirect_location(lr.redirect, host, url)
         if not status:
             found = lr.router.match(host, url, method, headers)
             if found is None:
@@ -456,9 +505,17 @@ class ClientConnection:
                 route, pool = found
         if clen > 0:
             flags |= HAS_BODY
+        if lr.subject_header:
+            # Only the verified certificate names the client: a header of that
+            # name sent by the client itself never reaches the backend.
+            block = without_lines(block, (lr.subject_header.lower(),))
+            if self.cert_subject:
+                block += lr.subject_header + b": " + self.cert_subject + b"\r\n"
         ex = Exchange(
             self, method, url, host, keep_alive, http11, block, flags, route, pool, status, reason
         )
+        if location:
+            ex.local_headers = b"Location: " + location + b"\r\n"
         if pool is not None:
             if pool.key_of is not None:
                 ex.hash_key = pool.key_of(headers, url, self.client_ip)
@@ -744,6 +801,17 @@ def _with_host(block: bytes, authority: bytes) -> bytes:
     """The header block with its Host line replaced by one naming ``authority``."""
     lines = [line for line in block.split(b"\r\n") if line and line[:5].lower() != b"host:"]
     return b"Host: " + authority + b"\r\n" + b"".join([line + b"\r\n" for line in lines])
+
+
+def _redirect_location(template: str, host: bytes, url: bytes) -> bytes:
+    """``redirect_http_to`` filled in: ``{host}`` is the request's host
+    without its port, ``{path}`` its target (appended when not placed)."""
+    name = host[: host.find(b"]") + 1] if host[:1] == b"[" else host.partition(b":")[0]
+    text = template.replace("{host}", name.decode("latin-1"))
+    target = url.decode("latin-1")
+    if "{path}" in text:
+        return text.replace("{path}", target).encode("latin-1")
+    return (text.rstrip("/") + target).encode("latin-1")
 
 
 def _split_absolute(url: bytes) -> tuple[bytes | None, bytes]:

@@ -29,6 +29,7 @@ cdef class Exchange:
     cdef public bint http11
     cdef public bint idempotent
     cdef public bint keep_alive
+    cdef public bytes local_headers
     cdef public int local_status
     cdef public bytes method
     cdef public bint method_head

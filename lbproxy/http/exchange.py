@@ -139,6 +139,7 @@ class Exchange:
         "http11",
         "idempotent",
         "keep_alive",
+        "local_headers",
         "local_status",
         "method",
         "method_head",
@@ -204,6 +205,7 @@ class Exchange:
         self.route = route
         self.pool = pool
         self.local_status = local_status
+        self.local_headers = b""  # more header lines for the proxy's own answer (Location)
         self.reason = reason
         # A request without a body is complete with its headers; one with a
         # body when the client side has read all of it.
@@ -615,8 +617,11 @@ class Exchange:
             extra += b"Connection: close\r\n"
         elif not self.http11:
             extra += b"Connection: keep-alive\r\n"
-        if client.lr.tracing & T_REQUEST_ID:
+        lr = client.lr
+        if lr.tracing & T_REQUEST_ID:
             extra += self._request_id_line(headers)
+        if lr.hsts:
+            extra += _unless_sent(headers, b"strict-transport-security", lr.hsts)
         self.close_after = close
         self.resp_started = True
         self.deadline_kind = NO_DEADLINE if status == 101 else self.deadline_kind
@@ -745,9 +750,10 @@ class Exchange:
         )
         self.resp_status = status
         self.resp_started = True
-        extra = b""
-        if self.request_id and self.client.lr.tracing & T_REQUEST_ID:
-            extra = self._request_id_line(None)
+        lr = self.client.lr
+        extra = self.local_headers + lr.hsts
+        if self.request_id and lr.tracing & T_REQUEST_ID:
+            extra += self._request_id_line(None)
         self.client.write(error_response(status, close, self.method_head, retry_after, extra))
         self._finish(close)
 
@@ -862,6 +868,17 @@ class Exchange:
 
     def backend_label(self) -> str:
         return self.backend.label if self.backend is not None else "-"
+
+
+def _unless_sent(headers: list[tuple[bytes, bytes]], lower_name: bytes, line: bytes) -> bytes:
+    """``line``, unless the backend's response already has that header: the
+    backend's own value wins (HAProxy's set-header would replace it; lbproxy
+    never rewrites what the application chose)."""
+    n = len(lower_name)
+    for name, _ in headers:
+        if len(name) == n and name.lower() == lower_name:
+            return b""
+    return line
 
 
 def wake_queue(pool: PoolRuntime) -> None:

@@ -13,6 +13,7 @@ cdef class ListenerRuntime:
     cdef public object connections
     cdef public dict counts
     cdef public double header_timeout
+    cdef public bytes hsts
     cdef public double idle_timeout
     cdef public bint logging
     cdef public object loop
@@ -22,10 +23,16 @@ cdef class ListenerRuntime:
     cdef public bint metrics
     cdef public str name
     cdef public bytes proto
+    cdef public bint proxy_protocol
+    cdef public object redirect
     cdef public bytes rid_lower
     cdef public bytes rid_name
     cdef public object router
     cdef public object server
+    cdef public bytes subject_header
+    cdef public object tls_context
+    cdef public object tls_store
+    cdef public object tls_watch
     cdef public int tracing
 
     @cython.locals(conn=ClientConnection, acted=Py_ssize_t, i=Py_ssize_t, n=Py_ssize_t)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from time import monotonic
 from typing import TYPE_CHECKING, cast
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from lbproxy.http.accesslog import AccessLogger
     from lbproxy.http.exchange import Exchange
     from lbproxy.http.pool import PoolRuntime
+    from lbproxy.tls import CertificateStore
 
 
 EXPIRE_BATCH = 32
@@ -35,6 +37,7 @@ class ListenerRuntime:
         "connections",
         "counts",
         "header_timeout",
+        "hsts",
         "idle_timeout",
         "logging",
         "loop",
@@ -44,10 +47,16 @@ class ListenerRuntime:
         "metrics",
         "name",
         "proto",
+        "proxy_protocol",
+        "redirect",
         "rid_lower",
         "rid_name",
         "router",
         "server",
+        "subject_header",
+        "tls_context",
+        "tls_store",
+        "tls_watch",
         "tracing",
     )
 
@@ -62,7 +71,11 @@ class ListenerRuntime:
         self.name = config.name
         self.loop = loop
         self.router: Router[PoolRuntime] = Router([(r, pools[r.pool]) for r in config.routes])
-        self.proto = b"http"
+        # The TLS listener's server context (lbproxy.tls.CertificateStore's),
+        # set by the Proxy before start.
+        self.tls_context: ssl.SSLContext | None = None
+        self.tls_store: CertificateStore | None = None
+        self.tls_watch: asyncio.Task[None] | None = None
         self.connections: set[ClientConnection] = set()
         self.access_log = access_log
         # Read per request; cached here rather than chased through config.
@@ -92,6 +105,16 @@ class ListenerRuntime:
         self._trusted = [ipaddress.ip_network(c, strict=False) for c in config.trusted_proxies]
 
     def _cache_limits(self, config: Listener) -> None:
+        # Also what TLS, redirects and the PROXY protocol change per request.
+        tls = config.tls
+        self.proto = b"https" if tls is not None else b"http"
+        self.hsts = (
+            b"Strict-Transport-Security: " + config.hsts.encode() + b"\r\n" if config.hsts else b""
+        )
+        self.redirect = config.redirect_http_to
+        self.proxy_protocol = config.proxy_protocol
+        subject = tls.client_subject_header if tls is not None else None
+        self.subject_header = subject.encode() if subject else b""
         self.max_headers = config.limits.max_headers
         self.max_header_bytes = config.limits.max_header_bytes
         self.max_body_bytes = config.limits.max_body_bytes
@@ -139,12 +162,24 @@ class ListenerRuntime:
             # type when compiled) but is one to the event loop.
             return cast(asyncio.Protocol, ClientConnection(self))
 
+        tls = self.tls_context
+        # A handshake that stalls is a slow client like any other: it gets
+        # the header timeout.
+        handshake = self.header_timeout if tls is not None else None
         if sock is not None:
-            self.server = await self.loop.create_server(factory, sock=sock, backlog=4096)
+            self.server = await self.loop.create_server(
+                factory, sock=sock, backlog=4096, ssl=tls, ssl_handshake_timeout=handshake
+            )
             return
         bind = self.config.bind
         self.server = await self.loop.create_server(
-            factory, host=bind.host, port=bind.port, reuse_address=True, backlog=4096
+            factory,
+            host=bind.host,
+            port=bind.port,
+            reuse_address=True,
+            backlog=4096,
+            ssl=tls,
+            ssl_handshake_timeout=handshake,
         )
 
     def bound_port(self) -> int:
@@ -164,6 +199,9 @@ class ListenerRuntime:
     def stop_accepting(self) -> None:
         if self.server is not None:
             self.server.close()
+        if self.tls_watch is not None:
+            self.tls_watch.cancel()
+            self.tls_watch = None
 
     def check_deadlines(self, now: float) -> None:
         self._check_from(list(self.connections), 0, now)

@@ -762,23 +762,50 @@ def listener_error(extra: str) -> str:
         ),
         (
             "    tls: {certificates: []}\n",
-            "listeners[0].tls: not supported yet in this version of lbproxy (line 4)",
+            "listeners[0].tls.certificates: must list at least one (line 4)",
         ),
         (
             "    tls: false\n",
-            "listeners[0].tls: not supported yet in this version of lbproxy (line 4)",
+            "listeners[0].tls: must be a mapping, got false (a boolean) (line 4)",
         ),
         (
-            '    redirect_http_to: "https://{host}:8443"\n',
-            "listeners[0].redirect_http_to: not supported yet in this version of lbproxy (line 4)",
+            "    tls: {certificates: [{cert: /etc/hostname, key: /nonexistent.key}]}\n",
+            'listeners[0].tls.certificates[0].key: file "/nonexistent.key" does not exist'
+            " (line 4)",
+        ),
+        (
+            "    tls: {certificates: [{cert: /etc/hostname, key: /etc/hostname}], alpn: [h2]}\n",
+            "listeners[0].tls.alpn[0]: lbproxy speaks http/1.1 (and http/1.0) only (line 4)",
+        ),
+        (
+            "    tls: {certificates: [{cert: /etc/hostname, key: /etc/hostname}],"
+            " client_subject_header: X-Subject}\n",
+            "listeners[0].tls.client_subject_header: needs client_ca (there is no verified"
+            " client certificate without it) (line 4)",
+        ),
+        (
+            "    tls: {certificates: [{cert: /etc/hostname, key: /etc/hostname}],"
+            " min_version: '1.1'}\n",
+            'listeners[0].tls.min_version: must be one of 1.2, 1.3, got "1.1" (did you mean "1.3"?)'
+            " (line 4)",
+        ),
+        (
+            '    redirect_http_to: "http://{host}:8443"\n',
+            'listeners[0].redirect_http_to: must be an https:// URL such as "https://{host}:8443"'
+            " (line 4)",
+        ),
+        (
+            '    redirect_http_to: "https://{hots}"\n',
+            "listeners[0].redirect_http_to: may use only {host} and {path} as placeholders"
+            " (line 4)",
         ),
         (
             '    hsts: "max-age=31536000"\n',
-            "listeners[0].hsts: not supported yet in this version of lbproxy (line 4)",
+            "listeners[0].hsts: only on a listener with tls (line 4)",
         ),
         (
-            "    proxy_protocol: true\n",
-            "listeners[0].proxy_protocol: not supported yet in this version of lbproxy (line 4)",
+            "    proxy_protocol: 1\n",
+            "listeners[0].proxy_protocol: must be true or false, got 1 (line 4)",
         ),
     ],
 )

@@ -1,0 +1,285 @@
+"""TLS termination, HSTS, HTTPS redirects, client certificates and the PROXY
+protocol, through a real proxy with real clients (ssl, curl, raw sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import ssl
+import subprocess
+import warnings
+from pathlib import Path
+
+import pytest
+import trustme
+from prometheus_client.parser import text_string_to_metric_families
+
+from lbproxy.config import ConfigError, parse_config
+from tests.support import aiohttp_backend, echo_request, read_response, running_proxy
+
+CERTS = ("site.test", "*.wild.test")
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> dict[str, object]:
+    ca = trustme.CA()
+    files: dict[str, object] = {"ca": ca, "dir": tmp_path}
+    for name in CERTS:
+        cert = ca.issue_cert(name)
+        stem = name.replace("*", "star")
+        cert.cert_chain_pems[0].write_to_path(str(tmp_path / f"{stem}.pem"))
+        for pem in cert.cert_chain_pems[1:]:
+            pem.write_to_path(str(tmp_path / f"{stem}.pem"), append=True)
+        cert.private_key_pem.write_to_path(str(tmp_path / f"{stem}.key"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    return files
+
+
+def _tls_config(backend: str, d: Path, extra_tls: str = "", extra: str = "") -> str:
+    return f"""
+listeners:
+  - name: secure
+    bind: "127.0.0.1:0"
+    tls:
+      certificates:
+        - {{cert: "{d}/site.test.pem", key: "{d}/site.test.key"}}
+        - {{cert: "{d}/star.wild.test.pem", key: "{d}/star.wild.test.key"}}
+{extra_tls}
+{extra}
+    routes:
+      - match: {{path_prefix: /}}
+        pool: web
+pools:
+  web:
+    backends:
+      - {{address: "{backend}"}}
+access_log: {{format: "off"}}
+"""
+
+
+def _client_ctx(pki: dict[str, object]) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ca = pki["ca"]
+    assert isinstance(ca, trustme.CA)
+    ca.configure_trust(ctx)
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+async def _get(
+    port: int, ctx: ssl.SSLContext, sni: str, head: str = ""
+) -> tuple[int, dict[str, str], bytes, ssl.SSLObject]:
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=ctx, server_hostname=sni
+    )
+    try:
+        writer.write(f"GET /x HTTP/1.1\r\nHost: {sni}\r\n{head}\r\n".encode())
+        status, headers, body = await asyncio.wait_for(read_response(reader), 5)
+        sslobj = writer.get_extra_info("ssl_object")
+        return status, headers, body, sslobj
+    finally:
+        writer.close()
+
+
+def _served_names(sslobj: ssl.SSLObject) -> set[str]:
+    cert = sslobj.getpeercert()
+    assert cert is not None
+    return {v for k, v in cert.get("subjectAltName", ()) if k == "DNS"}
+
+
+async def test_https_with_sni_and_forwarded_proto(pki: dict[str, object]) -> None:
+    d = pki["dir"]
+    assert isinstance(d, Path)
+    async with aiohttp_backend(echo_request) as b:
+        async with running_proxy(_tls_config(b.address, d)) as (proxy, port):
+            ctx = _client_ctx(pki)
+            status, _, body, sslobj = await _get(port, ctx, "site.test")
+            assert status == 200 and _served_names(sslobj) == {"site.test"}
+            assert sslobj.selected_alpn_protocol() == "http/1.1"
+            assert sslobj.version() in ("TLSv1.2", "TLSv1.3")
+            seen = {n.lower(): v for n, v in json.loads(body)["headers"]}
+            assert seen["x-forwarded-proto"] == "https"
+            status, _, _, sslobj = await _get(port, ctx, "a.wild.test")
+            assert status == 200 and _served_names(sslobj) == {"*.wild.test"}
+            shakes = [
+                (s.labels, s.value)
+                for fam in text_string_to_metric_families(proxy.metrics_text())
+                for s in fam.samples
+                if s.name == "lbproxy_tls_handshakes_total"
+            ]
+            assert sum(v for _, v in shakes) == 2
+            assert {lab["listener"] for lab, _ in shakes} == {"secure"}
+            assert {lab["version"] for lab, _ in shakes} <= {"TLSv1.2", "TLSv1.3"}
+
+
+def test_a_key_that_does_not_match_is_a_config_error(pki: dict[str, object]) -> None:
+    d = pki["dir"]
+    assert isinstance(d, Path)
+    cfg = _tls_config("127.0.0.1:9", d).replace(
+        f"{d}/site.test.key", f"{d}/star.wild.test.key"
+    )
+    with pytest.raises(ConfigError) as err:
+        parse_config(cfg)
+    (message,) = err.value.errors
+    assert message.startswith("listeners[0].tls.certificates:")
+    assert f"{d}/star.wild.test.key" in message and "does not match" in message
+
+
+async def test_tls_1_1_is_refused(pki: dict[str, object]) -> None:
+    d = pki["dir"]
+    assert isinstance(d, Path)
+    async with aiohttp_backend() as b:
+        async with running_proxy(_tls_config(b.address, d)) as (_, port):
+            ctx = _client_ctx(pki)
+            with warnings.catch_warnings():  # TLS 1.1 is deprecated: that is the point
+                warnings.simplefilter("ignore", DeprecationWarning)
+                ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+                ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+            ctx.set_ciphers("ALL:@SECLEVEL=0")
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                await _get(port, ctx, "site.test")
+            # The proxy is fine afterwards.
+            assert (await _get(port, _client_ctx(pki), "site.test"))[0] == 200
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+async def test_curl_over_https(pki: dict[str, object]) -> None:
+    d = pki["dir"]
+    assert isinstance(d, Path)
+    async with aiohttp_backend() as b:
+        async with running_proxy(_tls_config(b.address, d)) as (_, port):
+            proc = await asyncio.create_subprocess_exec(
+                "curl", "-sS", "--cacert", str(d / "ca.pem"),
+                "--resolve", f"site.test:{port}:127.0.0.1",
+                "-o", "/dev/null", "-w", "%{http_code} %{ssl_verify_result}",
+                f"https://site.test:{port}/curl",
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(proc.communicate(), 20)
+            assert out.decode() == "200 0", err
+
+
+async def test_hsts_on_https_responses(pki: dict[str, object]) -> None:
+    d = pki["dir"]
+    assert isinstance(d, Path)
+    async with aiohttp_backend() as b:
+        cfg = _tls_config(b.address, d, extra='    hsts: "max-age=31536000"')
+        async with running_proxy(cfg) as (_, port):
+            status, headers, _, _ = await _get(port, _client_ctx(pki), "site.test")
+            assert status == 200
+            assert headers["strict-transport-security"] == "max-age=31536000"
+
+
+async def test_redirect_http_to_https() -> None:
+    async with aiohttp_backend() as b:
+        cfg = f"""
+listeners:
+  - name: plain
+    bind: "127.0.0.1:0"
+    redirect_http_to: "https://{{host}}:8443"
+    routes:
+      - match: {{path_prefix: /}}
+        pool: web
+pools:
+  web:
+    backends:
+      - {{address: "{b.address}"}}
+access_log: {{format: "off"}}
+"""
+        async with running_proxy(cfg) as (_, port):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /a/b?c=1 HTTP/1.1\r\nHost: example.test:8080\r\n\r\n")
+            status, headers, _ = await asyncio.wait_for(read_response(reader), 5)
+            writer.close()
+    assert status == 308
+    assert headers["location"] == "https://example.test:8443/a/b?c=1"
+    assert b.requests == 0
+
+
+async def test_client_certificates(pki: dict[str, object]) -> None:
+    d = pki["dir"]
+    ca = pki["ca"]
+    assert isinstance(d, Path) and isinstance(ca, trustme.CA)
+    extra_tls = f'      client_ca: "{d}/ca.pem"\n      client_subject_header: X-Client-Cert-Subject'
+    alice = ca.issue_cert("alice@example.test", common_name="alice")
+    async with aiohttp_backend(echo_request) as b:
+        async with running_proxy(_tls_config(b.address, d, extra_tls)) as (_, port):
+            ctx = _client_ctx(pki)
+            alice.configure_cert(ctx)
+            status, _, body, _ = await _get(
+                port, ctx, "site.test", "X-Client-Cert-Subject: CN=mallory\r\n"
+            )
+            assert status == 200
+            headers = json.loads(body)["headers"]
+            seen = [v for n, v in headers if n.lower() == "x-client-cert-subject"]
+            assert len(seen) == 1 and "CN=alice" in seen[0] and "mallory" not in seen[0]
+            # Without a client certificate: no request gets through.
+            with pytest.raises((ssl.SSLError, ConnectionError, asyncio.IncompleteReadError)):
+                await _get(port, _client_ctx(pki), "site.test")
+
+
+async def test_certificates_reload_and_a_broken_one_keeps_the_old(pki: dict[str, object]) -> None:
+    d = pki["dir"]
+    assert isinstance(d, Path)
+    async with aiohttp_backend() as b:
+        async with running_proxy(_tls_config(b.address, d)) as (proxy, port):
+            ctx = _client_ctx(pki)
+            first = (await _get(port, ctx, "site.test"))[3].getpeercert()
+            # A new certificate for the same name, from the same CA.
+            ca = pki["ca"]
+            assert isinstance(ca, trustme.CA)
+            fresh = ca.issue_cert("site.test", "extra.site.test")
+            fresh.cert_chain_pems[0].write_to_path(str(d / "site.test.pem"))
+            fresh.private_key_pem.write_to_path(str(d / "site.test.key"))
+            await proxy.reload(proxy.config)
+            _, _, _, sslobj = await _get(port, ctx, "site.test")
+            assert _served_names(sslobj) == {"site.test", "extra.site.test"}
+            # A broken certificate file: the reload keeps the last good one.
+            (d / "site.test.pem").write_text("not a certificate")
+            await proxy.reload(proxy.config)
+            _, _, _, sslobj = await _get(port, ctx, "site.test")
+            assert _served_names(sslobj) == {"site.test", "extra.site.test"}
+            assert sslobj.getpeercert() != first
+
+
+def _plain_config(backend: str) -> str:
+    return f"""
+listeners:
+  - name: behind-l4
+    bind: "127.0.0.1:0"
+    proxy_protocol: true
+    routes:
+      - match: {{path_prefix: /}}
+        pool: web
+pools:
+  web:
+    backends:
+      - {{address: "{backend}"}}
+access_log: {{format: "off"}}
+"""
+
+
+async def test_proxy_protocol_v1_and_v2(tmp_path: Path) -> None:
+    async with aiohttp_backend(echo_request) as b:
+        async with running_proxy(_plain_config(b.address)) as (_, port):
+            v1 = b"PROXY TCP4 203.0.113.7 10.0.0.1 51000 80\r\n"
+            v2 = (
+                b"\r\n\r\n\x00\r\nQUIT\n"  # signature
+                + b"\x21\x11\x00\x0c"  # v2 PROXY, TCP over IPv4, 12 bytes
+                + bytes([198, 51, 100, 9]) + bytes([10, 0, 0, 1])
+                + (52000).to_bytes(2, "big") + (80).to_bytes(2, "big")
+            )
+            for header, ip in ((v1, "203.0.113.7"), (v2, "198.51.100.9")):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(header + b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                status, _, body = await asyncio.wait_for(read_response(reader), 5)
+                writer.close()
+                seen = {n.lower(): v for n, v in json.loads(body)["headers"]}
+                assert status == 200 and seen["x-forwarded-for"] == ip
+            # Without the header, or with a broken one: closed, nothing answered.
+            for bad in (b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", b"PROXY TCP4 1.2.3.999 x y z\r\n"):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(bad)
+                assert await asyncio.wait_for(reader.read(), 5) == b""
+                writer.close()

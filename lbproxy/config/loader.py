@@ -63,6 +63,7 @@ from lbproxy.config.model import (
     Route,
     RouteMatch,
     Tracing,
+    UpstreamTls,
 )
 from lbproxy.config.units import UnitError, parse_duration, parse_size
 
@@ -131,8 +132,10 @@ _POOL_KEYS = (
     "retries",
     "timeouts",
     "keepalive",
+    "upstream_tls",
 )
-_POOL_LATER = ("sticky", "upstream_tls")
+_POOL_LATER = ("sticky",)
+_UPSTREAM_TLS_KEYS = ("verify", "ca", "sni", "cert", "key")
 _HEALTH_CHECK_KEYS = (
     "path",
     "interval",
@@ -971,7 +974,33 @@ class _Builder:
             retries=self.retries(m.get("retries"), m.at("retries")),
             timeouts=self.pool_timeouts(m.get("timeouts"), m.at("timeouts")),
             keepalive=self.keepalive(m.get("keepalive"), m.at("keepalive")),
+            upstream_tls=self.opt(m, "upstream_tls", None, self.upstream_tls),
         )
+
+    def upstream_tls(self, node: Node, path: str) -> UpstreamTls | None:
+        errors = len(self.issues)
+        m = self.mapping(node, path, _UPSTREAM_TLS_KEYS)
+        if m is None:
+            return None
+        cfg = UpstreamTls(
+            verify=self.opt(m, "verify", True, self.boolean),
+            ca=self.opt(m, "ca", None, self.existing_file),
+            sni=self.opt(m, "sni", None, self.non_empty_text),
+            cert=self.opt(m, "cert", None, self.existing_file),
+            key=self.opt(m, "key", None, self.existing_file),
+        )
+        if (cfg.cert is None) != (cfg.key is None) and len(self.issues) == errors:
+            self.fail(path, node, "cert and key go together (a client certificate needs both)")
+        if len(self.issues) != errors:
+            return None
+        from lbproxy.tls import TlsError, client_context
+
+        try:
+            client_context(cfg.verify, cfg.ca, cfg.cert, cfg.key)
+        except TlsError as err:
+            self.fail(path, node, str(err))
+            return None
+        return cfg
 
     def hash_key(self, node: Node, path: str) -> HashKey | None:
         text = self.text(node, path)

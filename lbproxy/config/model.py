@@ -106,6 +106,17 @@ class PoolTimeouts:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamTls:
+    """``pools.*.upstream_tls``: TLS to the backends (re-encryption)."""
+
+    verify: bool = True  # check the backend's certificate and name
+    ca: str | None = None  # CA file; None: the system's trust store
+    sni: str | None = None  # name sent and verified; None: the backend's host
+    cert: str | None = None  # client certificate for backends that ask for one
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Keepalive:
     max_idle_per_backend: int = 32
     idle_timeout: float = 60.0
@@ -199,6 +210,7 @@ class Pool:
     retries: Retries = field(default_factory=Retries)  # Retries(attempts=1) = off
     timeouts: PoolTimeouts = field(default_factory=PoolTimeouts)
     keepalive: Keepalive = field(default_factory=Keepalive)
+    upstream_tls: UpstreamTls | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ import asyncio
 import logging
 import random
 import re
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -157,9 +158,18 @@ class _Exchange:
         request: bytes,
         expect_status: tuple[int, int],
         needle: bytes | None,
+        tls: ssl.SSLContext | None = None,
+        tls_name: str | None = None,
     ) -> tuple[bool, str]:
         try:
-            self.reader, self.writer = await asyncio.open_connection(host, port)
+            if tls is None:
+                self.reader, self.writer = await asyncio.open_connection(host, port)
+            else:
+                self.reader, self.writer = await asyncio.open_connection(
+                    host, port, ssl=tls, server_hostname=tls_name or host
+                )
+        except ssl.SSLError as exc:
+            return False, f"TLS handshake failed: {exc.reason or exc}"
         except ConnectionRefusedError:
             return False, "connect refused"
         except OSError as exc:
@@ -341,6 +351,8 @@ async def probe(
     timeout: float,
     expect_status: tuple[int, int],
     expect_body: str | None,
+    tls: ssl.SSLContext | None = None,
+    tls_name: str | None = None,
 ) -> ProbeResult:
     """Run one health check against ``host:port``; never raises for I/O failures.
 
@@ -356,7 +368,9 @@ async def probe(
     exchange = _Exchange()
     try:
         async with asyncio.timeout(timeout):
-            ok, detail = await exchange.run(host, port, request, expect_status, needle)
+            ok, detail = await exchange.run(
+                host, port, request, expect_status, needle, tls, tls_name
+            )
     except TimeoutError:
         # Only the deadline gets here: run() turns socket errors (ETIMEDOUT
         # included) into results itself.
@@ -382,6 +396,8 @@ class HealthChecker:
         on_result: Callable[[Target, ProbeResult], None],
         jitter: float = 0.1,
         rng: random.Random | None = None,
+        tls: ssl.SSLContext | None = None,
+        tls_name: str | None = None,
     ) -> None:
         if not interval > 0:
             raise ValueError(f"health check interval must be above 0: {interval!r}")
@@ -404,6 +420,9 @@ class HealthChecker:
         self._expect_status = (lo, hi)
         self._expect_body = expect_body
         self._on_result = on_result
+        # With upstream_tls the checks speak TLS too, verified the same way.
+        self._tls = tls
+        self._tls_name = tls_name
         self._jitter = jitter
         self._rng = rng if rng is not None else random.Random()
         self._tasks: list[asyncio.Task[None]] = []
@@ -457,6 +476,8 @@ class HealthChecker:
                     timeout=self._timeout,
                     expect_status=self._expect_status,
                     expect_body=self._expect_body,
+                    tls=self._tls,
+                    tls_name=self._tls_name,
                 )
             except Exception as exc:  # a bug in probe(): report it, keep checking
                 log.exception("health check probe of %s failed", target.label)

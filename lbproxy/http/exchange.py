@@ -395,7 +395,19 @@ class Exchange:
         self.connecting = True
         self.deadline = monotonic() + pool.connect_timeout
         self.deadline_kind = D_CONNECT
-        task = loop.create_task(loop.create_connection(lambda: _protocol(b), b.host, b.port))
+        tls = pool.upstream_ssl
+        if tls is None:
+            connecting = loop.create_connection(lambda: _protocol(b), b.host, b.port)
+        else:
+            connecting = loop.create_connection(
+                lambda: _protocol(b),
+                b.host,
+                b.port,
+                ssl=tls,
+                server_hostname=pool.upstream_sni or b.host,
+                ssl_handshake_timeout=pool.connect_timeout,
+            )
+        task = loop.create_task(connecting)
         task.add_done_callback(self._connected)
         self.connect_task = task
 

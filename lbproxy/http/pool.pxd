@@ -79,6 +79,8 @@ cdef class PoolRuntime:
     cdef public Counters shared
     cdef public Py_ssize_t shared_col
     cdef public Py_ssize_t shared_row
+    cdef public object upstream_sni
+    cdef public object upstream_ssl
     cdef public double slow_start
     cdef public bint trials
     cdef public double try_timeout

@@ -30,6 +30,7 @@ consistent-hash ring, so not one per tick). ``tick(now)`` advances the ramps.
 from __future__ import annotations
 
 import logging
+import ssl
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -284,6 +285,8 @@ class PoolRuntime:
         "slow_start",
         "trials",
         "try_timeout",
+        "upstream_sni",
+        "upstream_ssl",
     )
 
     def __init__(self, cfg: Pool, joining: frozenset[str] = frozenset()) -> None:
@@ -353,6 +356,17 @@ class PoolRuntime:
         self.shared: Counters | None = None
         self.shared_row = -1
         self.shared_col = -1
+        # upstream_tls: one client context for the pool's connections (and
+        # its session cache), and the name to send and verify (None: each
+        # backend's host).
+        ut = cfg.upstream_tls
+        self.upstream_ssl: ssl.SSLContext | None = None
+        self.upstream_sni: str | None = None
+        if ut is not None:
+            from lbproxy.tls import client_context
+
+            self.upstream_ssl = client_context(ut.verify, ut.ca, ut.cert, ut.key)
+            self.upstream_sni = ut.sni
 
     # -- picking -------------------------------------------------------------------
     def pick(
@@ -558,6 +572,8 @@ class PoolRuntime:
             expect_status=hc.expect_status,
             expect_body=hc.expect_body,
             on_result=self.on_probe,  # type: ignore[arg-type]
+            tls=self.upstream_ssl,
+            tls_name=self.upstream_sni,
         )
         self.checker.start()
 

@@ -8,12 +8,14 @@ from lbproxy.tls.context import (
     client_subject,
     server_context,
 )
+from lbproxy.tls.upstream import client_context
 
 __all__ = [
     "TLS12_CIPHERS",
     "CertificateStore",
     "TlsError",
     "TlsSettings",
+    "client_context",
     "client_subject",
     "server_context",
 ]

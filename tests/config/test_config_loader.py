@@ -360,7 +360,8 @@ def test_unknown_key_without_a_close_match_lists_the_known_ones() -> None:
     assert error_of(MINIMAL + "      zzz: 1\n".replace("      ", "    ")) == (
         "pools.web.zzz: unknown key (known keys: balance, backends, hash_key,"
         " hash_balance_factor, ewma_half_life, slow_start, health_check, outlier_detection,"
-        " circuit_breaker, panic_threshold, limits, retries, timeouts, keepalive) (line 10)"
+        " circuit_breaker, panic_threshold, limits, retries, timeouts, keepalive, upstream_tls)"
+        " (line 10)"
     )
 
 
@@ -1222,7 +1223,7 @@ def test_weight_zero_is_a_backend_taking_no_new_requests() -> None:
     assert config.pools["web"].backends[0].weight == 0
 
 
-@pytest.mark.parametrize("key", ["sticky", "upstream_tls"])
+@pytest.mark.parametrize("key", ["sticky"])
 def test_pool_keys_not_supported_yet(key: str) -> None:
     assert pool_errors(f"    {key}: {{x: 1}}\n") == [
         f"pools.web.{key}: not supported yet in this version of lbproxy (line 10)"

@@ -954,8 +954,7 @@ def test_an_invalid_interval_is_not_compared_with_the_timeout() -> None:
     ]
 
 
-def test_sticky_and_upstream_tls_are_still_not_supported() -> None:
+def test_sticky_is_still_not_supported() -> None:
     assert pool_errors("    sticky: {cookie: lbp}\n    upstream_tls: {verify: true}\n") == [
         "pools.web.sticky: not supported yet in this version of lbproxy (line 10)",
-        "pools.web.upstream_tls: not supported yet in this version of lbproxy (line 11)",
     ]

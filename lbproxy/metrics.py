@@ -43,7 +43,6 @@ from lbproxy.http.accesslog import route_label
 from lbproxy.http.pool import BUCKETS
 
 if TYPE_CHECKING:
-    from lbproxy.config.model import Route
     from lbproxy.http.pool import BackendState
     from lbproxy.proxy import Proxy
 
@@ -132,9 +131,9 @@ def snapshot(proxy: Proxy) -> MetricsSnapshot:
     """Every number ``/metrics`` reports for ``proxy``, as plain (picklable) data."""
     requests: dict[RequestKey, int] = {}
     for lr in proxy.listeners.values():
-        for (route, backend, cls), n in list(lr.counts.items()):
+        for (route_id, backend, cls), n in list(lr.counts.items()):
+            r = lr.routes.get(route_id)
             bs: BackendState | None = backend  # type: ignore[assignment]
-            r: Route | None = route  # type: ignore[assignment]
             key = (
                 lr.name,
                 route_label(r) or "",

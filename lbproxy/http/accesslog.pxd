@@ -15,6 +15,6 @@ cdef class AccessLogger:
     cdef public double _until
 
     cpdef bytes _clock(self, double now)
-    cpdef bytes _where(self, tuple key)
+    cpdef bytes _where(self, tuple key, object route)
     cpdef void record(self, str listener, ClientConnection client, Exchange ex, double now) except *
     cpdef void flush(self) except *

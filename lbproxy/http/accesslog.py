@@ -72,9 +72,9 @@ class AccessLogger:
         self._until = now + (second + 1 - wall)
         return self._stamp
 
-    def _where(self, key: tuple[object, ...]) -> bytes:
-        listener, route, pool, backend = key
-        route_text = route_label(route)  # type: ignore[arg-type]
+    def _where(self, key: tuple[object, ...], route: Route | None) -> bytes:
+        listener, _, pool, backend = key
+        route_text = route_label(route)
         if len(self._wheres) >= _CACHE_MAX:
             self._wheres.clear()
         text = self._wheres[key] = (
@@ -89,10 +89,12 @@ class AccessLogger:
         duration = now - ex.started_at
         status = ex.resp_status
         if self._json:
-            where_key = (listener, ex.route, ex.pool, ex.backend)
+            # The route by id: a Route hashes in Python; kept alive by its
+            # listener, so its id is not reused.
+            where_key = (listener, id(ex.route), ex.pool, ex.backend)
             line = json_line(
                 self._clock(now),
-                self._wheres.get(where_key) or self._where(where_key),
+                self._wheres.get(where_key) or self._where(where_key, ex.route),
                 client.client_ip,
                 ex.method,
                 ex.host,

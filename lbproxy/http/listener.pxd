@@ -3,6 +3,7 @@ cimport cython
 
 from lbproxy.http.accesslog cimport AccessLogger
 from lbproxy.http.client cimport ClientConnection
+from lbproxy.http.exchange cimport Exchange
 
 
 cdef class ListenerRuntime:
@@ -28,12 +29,15 @@ cdef class ListenerRuntime:
     cdef public bytes rid_lower
     cdef public bytes rid_name
     cdef public object router
+    cdef public dict routes
     cdef public object server
     cdef public bytes subject_header
     cdef public object tls_context
     cdef public object tls_store
     cdef public object tls_watch
     cdef public int tracing
+
+    cpdef void log_access(self, ClientConnection conn, Exchange ex) except *
 
     @cython.locals(conn=ClientConnection, acted=Py_ssize_t, i=Py_ssize_t, n=Py_ssize_t)
     cpdef void _check_from(self, list conns, Py_ssize_t start, double now)

@@ -18,7 +18,7 @@ from lbproxy.http.client import ClientConnection
 from lbproxy.routing.router import Router
 
 if TYPE_CHECKING:
-    from lbproxy.config.model import Listener
+    from lbproxy.config.model import Listener, Route
     from lbproxy.http.accesslog import AccessLogger
     from lbproxy.http.exchange import Exchange
     from lbproxy.http.pool import PoolRuntime
@@ -52,6 +52,7 @@ class ListenerRuntime:
         "rid_lower",
         "rid_name",
         "router",
+        "routes",
         "server",
         "subject_header",
         "tls_context",
@@ -84,7 +85,11 @@ class ListenerRuntime:
         # /metrics: finished requests by (route, backend, status // 100),
         # counted only when an admin API can serve them (Proxy sets this).
         self.metrics = False
-        self.counts: dict[tuple[object, object, int], int] = {}
+        self.counts: dict[tuple[int, object, int], int] = {}
+        # id -> Route of every route this listener has had, so the ids in
+        # ``counts`` (and the access log's cache) stay meaningful and unique.
+        self.routes: dict[int, Route | None] = {id(None): None}
+        self._remember_routes(config)
         # tracing.T_* bits and the request-id header's name (Proxy sets them).
         self.tracing = 0
         self.rid_name = b"X-Request-ID"
@@ -103,6 +108,11 @@ class ListenerRuntime:
         self._cache_limits(config)
         self.router = Router([(r, pools[r.pool]) for r in config.routes])
         self._trusted = [ipaddress.ip_network(c, strict=False) for c in config.trusted_proxies]
+        self._remember_routes(config)
+
+    def _remember_routes(self, config: Listener) -> None:
+        for r in config.routes:
+            self.routes[id(r)] = r
 
     def _cache_limits(self, config: Listener) -> None:
         # Also what TLS, redirects and the PROXY protocol change per request.
@@ -144,7 +154,9 @@ class ListenerRuntime:
         """An exchange ended: count it for /metrics and write its log line."""
         now = monotonic()
         if self.metrics:
-            key = (ex.route, ex.backend, ex.resp_status // 100)
+            # By the route's id: a Route hashes in Python (a dataclass),
+            # an int in C. ``routes`` maps the ids back for /metrics.
+            key = (id(ex.route), ex.backend, ex.resp_status // 100)
             counts = self.counts
             counts[key] = counts.get(key, 0) + 1
             b = ex.backend

@@ -39,6 +39,7 @@ import logging
 import mmap
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -258,14 +259,12 @@ class Supervisor:
         config: Config,
         passive: dict[str, Any] | None = None,
     ) -> Worker:
-        import socket as _socket
-
         w = Worker(slot, generation)
         names = [lc.name for lc in config.listeners]
         listen = self.sockets.for_slot(slot, names)
         if self._free_rows:
             w.row = self._free_rows.pop()
-        parent, child = _socket.socketpair()
+        parent, child = socket.socketpair()
         try:
             w.proc = subprocess.Popen(
                 [

@@ -283,3 +283,47 @@ async def test_proxy_protocol_v1_and_v2(tmp_path: Path) -> None:
                 writer.write(bad)
                 assert await asyncio.wait_for(reader.read(), 5) == b""
                 writer.close()
+
+
+async def test_certificate_swapped_on_disk_while_clients_connect(pki: dict[str, object]) -> None:
+    """Files replaced under load: the watcher reloads them within its poll
+    interval, and no handshake or request fails meanwhile."""
+    d = pki["dir"]
+    ca = pki["ca"]
+    assert isinstance(d, Path) and isinstance(ca, trustme.CA)
+    async with aiohttp_backend() as b:
+        async with running_proxy(_tls_config(b.address, d)) as (_, port):
+            ctx = _client_ctx(pki)
+            failures: list[str] = []
+            names: list[set[str]] = []
+            stop = asyncio.Event()
+
+            async def client() -> None:
+                while not stop.is_set():
+                    try:
+                        status, _, _, sslobj = await _get(port, ctx, "site.test")
+                        if status != 200:
+                            failures.append(f"status {status}")
+                        names.append(_served_names(sslobj))
+                    except (OSError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
+                        failures.append(repr(exc))
+
+            clients = [asyncio.ensure_future(client()) for _ in range(4)]
+            await asyncio.sleep(0.3)
+            fresh = ca.issue_cert("site.test", "v2.site.test")
+            # Written as a reload tool would: to a new file, then renamed over.
+            for suffix, pem in (("pem", fresh.cert_chain_pems[0]), ("key", fresh.private_key_pem)):
+                tmp = d / f"site.test.{suffix}.new"
+                pem.write_to_path(str(tmp))
+                tmp.replace(d / f"site.test.{suffix}")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10  # the watcher polls every 2 s
+            while not (names and "v2.site.test" in names[-1]):
+                assert loop.time() < deadline, "the new certificate was not served"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            stop.set()
+            await asyncio.gather(*clients)
+    assert failures == []
+    assert len(names) > 20 and names[0] == {"site.test"}
+    assert names[-1] == {"site.test", "v2.site.test"}

@@ -754,6 +754,25 @@ def run_wrk(
     return text, proc.returncode, peak
 
 
+def wrk_cpu(
+    wrk: str, options: list[str], url: str, seconds: int, cpus: set[int] | None, pid: int, name: str
+) -> tuple[float, float]:
+    """wrk ``options`` against ``url``: a 2 s warm-up, then ``seconds``
+    measured. Returns (requests/s, CPU microseconds per request of ``pid``'s
+    process tree, user+sys from /proc); raises on any failed request (for the
+    side benchmarks: failover, observability, workers, https)."""
+    run_wrk([wrk, *options, "-d2s", "--latency", url], 2, cpus)
+    ticks0 = tree_cpu_ticks(pid)
+    out, status, _ = run_wrk([wrk, *options, f"-d{seconds}s", "--latency", url], seconds, cpus)
+    ticks1 = tree_cpu_ticks(pid)
+    if status != 0:
+        raise RuntimeError(f"wrk failed ({status}): {out[-300:]}")
+    r = parse_wrk(out)
+    if r.errors:
+        raise RuntimeError(f"{name}: {r.errors} failed requests\n{out[-500:]}")
+    return r.rps, (ticks1 - ticks0) / CLK_TCK / r.requests * 1e6
+
+
 # --------------------------------------------------------------------------
 # contenders
 

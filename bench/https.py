@@ -126,17 +126,8 @@ def _measure(
 ) -> tuple[float, float]:
     try:
         url = f"https://127.0.0.1:{port}/"
-        cmp.run_wrk([wrk, "-t1", "-c50", "-d2s", "--latency", *extra, url], 2, {1})
-        ticks0 = cmp.tree_cpu_ticks(server.pid)
-        argv = [wrk, "-t1", "-c50", f"-d{seconds}s", "--latency", *extra, url]
-        out, status, _ = cmp.run_wrk(argv, seconds, {1})
-        ticks1 = cmp.tree_cpu_ticks(server.pid)
-        if status != 0:
-            raise RuntimeError(f"wrk failed ({status}): {out[-300:]}")
-        r = cmp.parse_wrk(out)
-        if r.errors:
-            raise RuntimeError(f"{server.name}: {r.errors} failed requests\n{out[-500:]}")
-        return r.rps, (ticks1 - ticks0) / cmp.CLK_TCK / r.requests * 1e6
+        options = ["-t1", "-c50", *extra]
+        return cmp.wrk_cpu(wrk, options, url, seconds, {1}, server.pid, server.name)
     finally:
         server.stop()
 

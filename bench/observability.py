@@ -73,18 +73,9 @@ def _measure(
     try:
         if why := cmp.wait_ready(proxy, port, 15):
             raise RuntimeError(f"lbproxy {variant}: {why}\n{cmp.tail(work / f'{variant}.log')}")
-        argv = [wrk, "-t1", "-c50", "-d2s", "--latency", f"http://127.0.0.1:{port}/"]
-        cmp.run_wrk(argv, 2, {1})  # warm-up
-        argv[3] = f"-d{seconds}s"
-        ticks0 = cmp.tree_cpu_ticks(proxy.pid)
-        out, status, _ = cmp.run_wrk(argv, seconds, {1})
-        ticks1 = cmp.tree_cpu_ticks(proxy.pid)
-        if status != 0:
-            raise RuntimeError(f"wrk failed ({status}): {out[-300:]}")
-        r = cmp.parse_wrk(out)
-        if r.errors:
-            raise RuntimeError(f"{variant}: {r.errors} failed requests")
-        return (ticks1 - ticks0) / cmp.CLK_TCK / r.requests * 1e6, r.rps
+        url = f"http://127.0.0.1:{port}/"
+        rps, cpu = cmp.wrk_cpu(wrk, ["-t1", "-c50"], url, seconds, {1}, proxy.pid, variant)
+        return cpu, rps
     finally:
         proxy.stop()
         (work / "access.log").unlink(missing_ok=True)

@@ -62,17 +62,7 @@ def _measure(
         if why := cmp.wait_ready(server, port, 30):
             raise RuntimeError(f"{server.name}: {why}\n{cmp.tail(server.log_path)}")
         url = f"http://127.0.0.1:{port}/"
-        cmp.run_wrk([wrk, "-t2", "-c100", "-d2s", "--latency", url], 2, None)  # warm-up
-        ticks0 = cmp.tree_cpu_ticks(server.pid)
-        argv = [wrk, "-t2", "-c100", f"-d{seconds}s", "--latency", url]
-        out, status, _ = cmp.run_wrk(argv, seconds, None)
-        ticks1 = cmp.tree_cpu_ticks(server.pid)
-        if status != 0:
-            raise RuntimeError(f"wrk failed ({status}): {out[-300:]}")
-        r = cmp.parse_wrk(out)
-        if r.errors:
-            raise RuntimeError(f"{server.name}: {r.errors} failed requests")
-        return r.rps, (ticks1 - ticks0) / cmp.CLK_TCK / r.requests * 1e6
+        return cmp.wrk_cpu(wrk, ["-t2", "-c100"], url, seconds, None, server.pid, server.name)
     finally:
         server.stop()
 

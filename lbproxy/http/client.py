@@ -799,8 +799,7 @@ class ClientConnection:
 
 def _with_host(block: bytes, authority: bytes) -> bytes:
     """The header block with its Host line replaced by one naming ``authority``."""
-    lines = [line for line in block.split(b"\r\n") if line and line[:5].lower() != b"host:"]
-    return b"Host: " + authority + b"\r\n" + b"".join([line + b"\r\n" for line in lines])
+    return b"Host: " + authority + b"\r\n" + without_lines(block, (b"host",))
 
 
 def _redirect_location(template: str, host: bytes, url: bytes) -> bytes:

@@ -641,15 +641,10 @@ class Exchange:
         client.write(b"".join((line, block, extra, b"\r\n")))
         return framing
 
-    def _request_id_line(self, headers: list[tuple[bytes, bytes]] | None) -> bytes:
+    def _request_id_line(self, headers: list[tuple[bytes, bytes]]) -> bytes:
         """The request id for the client, unless the backend's answer echoes one."""
         lr = self.client.lr
-        if headers is not None:
-            rid_lower = lr.rid_lower
-            for name, _ in headers:
-                if len(name) == len(rid_lower) and name.lower() == rid_lower:
-                    return b""
-        return lr.rid_name + b": " + self.request_id + b"\r\n"
+        return _unless_sent(headers, lr.rid_lower, lr.rid_name + b": " + self.request_id + b"\r\n")
 
     def on_response_body(self, data: bytes) -> None:
         self.resp_bytes += len(data)
@@ -765,7 +760,7 @@ class Exchange:
         lr = self.client.lr
         extra = self.local_headers + lr.hsts
         if self.request_id and lr.tracing & T_REQUEST_ID:
-            extra += self._request_id_line(None)
+            extra += self._request_id_line([])  # the proxy's own answer: no backend header
         self.client.write(error_response(status, close, self.method_head, retry_after, extra))
         self._finish(close)
 

@@ -451,41 +451,34 @@ class Supervisor:
                 w.send("columns", columns)
             w.send("admin", method, args)
 
-    async def snapshots(self) -> list[dict[str, Any]]:
-        """Every serving worker's status and metrics (a worker that does not
-        answer within SNAPSHOT_TIMEOUT is left out)."""
-        asks = []
-        for w in [*self.workers.values(), *self.retiring]:
-            if w.serving and w.channel is not None:
-                try:
-                    asks.append(w.channel.request("snapshot"))
-                except (ConnectionError, RuntimeError):
-                    continue
-        if not asks:
-            return []
-        done, pending = await asyncio.wait(asks, timeout=SNAPSHOT_TIMEOUT)
-        for fut in pending:
-            fut.cancel()
-        return [f.result() for f in done if not f.cancelled() and f.exception() is None]
-
-    async def _passive_states(self) -> dict[int, dict[str, Any]]:
-        """Per slot, the breakers and ejections its current worker learned
-        (a worker that does not answer within SNAPSHOT_TIMEOUT gives none)."""
-        asks: dict[int, asyncio.Future[Any]] = {}
-        for slot, w in self.workers.items():
+    async def _ask(self, workers: list[Worker], kind: str) -> dict[Worker, Any]:
+        """Send ``kind`` to each serving worker; the answers that came within
+        SNAPSHOT_TIMEOUT (a worker that does not answer is left out)."""
+        asks: dict[Worker, asyncio.Future[Any]] = {}
+        for w in workers:
             if w.serving and w.channel is not None:
                 with contextlib.suppress(ConnectionError, RuntimeError):
-                    asks[slot] = w.channel.request("passive")
+                    asks[w] = w.channel.request(kind)
         if not asks:
             return {}
         await asyncio.wait(asks.values(), timeout=SNAPSHOT_TIMEOUT)
-        out = {}
-        for slot, fut in asks.items():
+        answers = {}
+        for w, fut in asks.items():
             if fut.done() and not fut.cancelled() and fut.exception() is None:
-                out[slot] = fut.result()
+                answers[w] = fut.result()
             else:
                 fut.cancel()
-        return out
+        return answers
+
+    async def snapshots(self) -> list[dict[str, Any]]:
+        """Every serving worker's status and metrics, retiring ones included."""
+        answers = await self._ask([*self.workers.values(), *self.retiring], "snapshot")
+        return list(answers.values())
+
+    async def _passive_states(self) -> dict[int, dict[str, Any]]:
+        """Per slot, the breakers and ejections its current worker learned."""
+        answers = await self._ask(list(self.workers.values()), "passive")
+        return {w.slot: state for w, state in answers.items()}
 
     # -- reload -----------------------------------------------------------------------
     async def reload(self, config: Config | None = None) -> None:

@@ -19,6 +19,7 @@ from lbproxy.balance import WEIGHT_UNIT
 from lbproxy.balance.base import PickContext
 from lbproxy.http.accesslog import route_label
 from lbproxy.http.pool import DISABLED, DRAINING, BackendState, PoolRuntime
+from lbproxy.routing.targets import Query
 
 if TYPE_CHECKING:
     from lbproxy.proxy import Proxy
@@ -67,9 +68,22 @@ def explain(
         answer["route"] = None
         answer["decision"] = "404: no route of this listener matches"
         return answer
-    route, pool = found
+    route, target = found
     now = monotonic()
     answer["route"] = route_label(route)
+    if isinstance(target, PoolRuntime):
+        pool = target
+    else:
+        # A geo, shard, read/write or split route: its chooser says which pool.
+        q = Query(method.encode("latin-1"), path.encode("latin-1"), raw_headers,
+                  client_ip.encode(), lr.is_trusted)  # fmt: skip
+        name, how, info = target.explain(q)
+        answer["target"] = {**info, "decision": how}
+        if name is None:
+            answer["pool"] = None
+            answer["decision"] = how
+            return answer
+        pool = target.pools[name]
     answer["pool"] = pool.name
     answer["balance"] = pool.config.balance
     answer["panic"] = pool.panic
@@ -99,7 +113,17 @@ def explain(
     if pool.panic:
         candidates = [e["address"] for e in backends if e["takes_new_requests"]]
     answer["candidates"] = candidates
-    if not candidates:
+    pinned = pool.sticky.pinned(raw_headers) if pool.sticky is not None else None
+    if pool.sticky is not None:
+        answer["sticky"] = {
+            "cookie": pool.sticky.cookie.decode(),
+            "pinned": None if pinned is None else pinned.label,
+        }
+    if pinned is not None and pool.sticky is not None and pool.sticky.can_serve(pinned, now):
+        answer["decision"] = f"the sticky cookie pins {pinned.label}"
+    elif pinned is not None and pool.sticky is not None and pool.sticky.strict:
+        answer["decision"] = f"503: the sticky cookie pins {pinned.label}, which cannot serve"
+    elif not candidates:
         answer["decision"] = "503: no backend of the pool can be picked"
     elif pool.key_of is not None:
         key = pool.key_of(raw_headers, path.encode("latin-1"), client_ip.encode())

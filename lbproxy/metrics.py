@@ -137,7 +137,8 @@ def snapshot(proxy: Proxy) -> MetricsSnapshot:
             key = (
                 lr.name,
                 route_label(r) or "",
-                r.pool if r is not None else "",
+                # A geo/shard/split route's pool is the one that served.
+                bs.pool_name if bs is not None else (r.pool if r is not None else ""),
                 bs.label if bs is not None else "",
                 CODE_CLASSES.get(cls, "none"),
             )

@@ -23,11 +23,13 @@ from lbproxy.balance import WEIGHT_UNIT
 from lbproxy.config import ConfigError, load_config
 from lbproxy.config.addresses import AddressError, parse_address
 from lbproxy.config.loader import MAX_CONFIG_WEIGHT, tls_settings
-from lbproxy.config.model import Backend, Config, Listener, Pool
+from lbproxy.config.model import Backend, Config, GeoTarget, Listener, Pool
+from lbproxy.cookies import CookieSigner, make_key
 from lbproxy.http.accesslog import AccessLogger
 from lbproxy.http.exchange import wake_queue
 from lbproxy.http.listener import ListenerRuntime
 from lbproxy.http.pool import DISABLED, DRAINING, ENABLED, BackendState, PoolRuntime
+from lbproxy.routing.targets import ShardChooserRuntime, SplitChooser, TargetEnv
 from lbproxy.samples import SampleBackends
 from lbproxy.tls import CertificateStore, TlsError
 from lbproxy.tracing import T_REQUEST_ID, T_TRACEPARENT
@@ -35,6 +37,7 @@ from lbproxy.tracing import T_REQUEST_ID, T_TRACEPARENT
 if TYPE_CHECKING:
     from lbproxy._fast.shared import Counters
     from lbproxy.admin import AdminServer
+    from lbproxy.routing.geo import GeoResolver
 
 log = logging.getLogger("lbproxy")
 
@@ -62,6 +65,20 @@ class Conflict(Exception):
     """A change that clashes with the running state (a backend already there)."""
 
 
+def _geo_resolver(config: Config) -> GeoResolver | None:
+    """The geo lookup geo routes share; None when no route uses it."""
+    regions: set[str] = set()
+    for lc in config.listeners:
+        for r in lc.routes:
+            if isinstance(r.target, GeoTarget):
+                regions.update(x.name for x in r.target.regions)
+    if config.geo is None or not regions:
+        return None
+    from lbproxy.routing.geo import GeoResolver  # maxminddb loads only for geo routes
+
+    return GeoResolver(config.geo, regions)
+
+
 def _tick_interval(config: Config) -> float:
     # Deadlines are checked by one periodic tick instead of a timer per
     # request; a quarter of the shortest timeout keeps them accurate enough.
@@ -87,6 +104,7 @@ class Proxy:
         role: Literal["standalone", "worker", "control"] = "standalone",
         sockets: Mapping[str, socket.socket] | None = None,
         shared: SharedCounts | None = None,
+        cookie_key: bytes | None = None,
     ) -> None:
         """``role`` is for ``lbproxy.workers``: a ``worker`` serves its
         listeners on the ``sockets`` the supervisor opened (by listener name)
@@ -95,8 +113,13 @@ class Proxy:
         traffic: it holds the pools (health checks, admin state) and the
         routes, which its admin API reports and explains. ``shared`` is a
         worker's view of the table of requests in flight that all workers
-        count in (lbproxy/_fast/shared_py.py)."""
+        count in (lbproxy/_fast/shared_py.py). ``cookie_key`` signs the
+        proxy's cookies when the config names no ``cookie_key`` (the
+        supervisor makes one for all its workers; else a random one)."""
         self.config = config
+        self.cookie_key = make_key(config.cookie_key) if cookie_key is None else cookie_key
+        self.signer = CookieSigner(self.cookie_key)
+        self.env = TargetEnv(self.signer, None)
         self.role = role
         self._sockets = dict(sockets or {})
         self.shared = shared
@@ -132,10 +155,11 @@ class Proxy:
             except OSError as err:
                 await self.samples.stop()
                 raise BindError(f"cannot start sample backends on 127.0.0.1:9101..: {err}") from err
-        self.pools = {name: PoolRuntime(p) for name, p in cfg.pools.items()}
+        self.env = TargetEnv(self.signer, _geo_resolver(cfg))
+        self.pools = {name: PoolRuntime(p, signer=self.signer) for name, p in cfg.pools.items()}
         try:
             for lc in cfg.listeners:
-                lr = ListenerRuntime(lc, self.pools, self.access_log, loop)
+                lr = ListenerRuntime(lc, self.pools, self.access_log, loop, self.env)
                 try:
                     if self.role != "control":
                         self._terminate_tls(lr)
@@ -375,8 +399,19 @@ class Proxy:
                 access_log = AccessLogger(config.access_log)
             except OSError as err:
                 raise ConfigError([f"access_log.path: cannot open: {err}"]) from err
+        # The cookie key changes only when the file names a new one: a random
+        # key lives as long as the proxy, so a reload keeps sessions sticky.
+        signer, cookie_key = self.signer, self.cookie_key
+        if config.cookie_key is not None and config.cookie_key != self.config.cookie_key:
+            cookie_key = make_key(config.cookie_key)
+            signer = CookieSigner(cookie_key)
+        try:
+            env = TargetEnv(signer, _geo_resolver(config))
+        except (OSError, ValueError) as err:
+            raise ConfigError([f"geo: {err}"]) from err
         new_pools = {
-            name: PoolRuntime(p, joining=self._joining(name, p)) for name, p in config.pools.items()
+            name: PoolRuntime(p, joining=self._joining(name, p), signer=signer)
+            for name, p in config.pools.items()
         }
         for name, pool in new_pools.items():
             if name in self.pools:
@@ -403,7 +438,7 @@ class Proxy:
                 kept[lc.name] = moving
                 del old[moving.name]
                 continue
-            lr = ListenerRuntime(lc, new_pools, access_log, loop)
+            lr = ListenerRuntime(lc, new_pools, access_log, loop, env)
             try:
                 if self.role != "control":
                     self._terminate_tls(lr)
@@ -418,7 +453,7 @@ class Proxy:
         by_name = {lc.name: lc for lc in config.listeners}
         for name, lr in kept.items():
             self._reload_tls(lr, by_name[name])
-            lr.swap(by_name[name], new_pools, access_log)
+            lr.swap(by_name[name], new_pools, access_log, env)
         for gone in old.values():
             gone.stop_accepting()
             for conn in list(gone.connections):
@@ -434,6 +469,9 @@ class Proxy:
             self.access_log.close()
             self.access_log = access_log
         self.config = config
+        old_env, self.env, self.signer, self.cookie_key = self.env, env, signer, cookie_key
+        if old_env.geo is not None:
+            old_env.geo.close()
         self._configure_listeners()
         self._tick = _tick_interval(config)
         log.info("config reloaded from %s", config.source)
@@ -517,10 +555,12 @@ class Proxy:
             raise KeyError(f"no pool named {pool!r}")
         return p
 
-    def drain(self, pool: str, address: str) -> None:
+    def drain(self, pool: str, address: str, timeout: float | None = None) -> None:
         """No new requests for the backend; it reports ``draining`` until its
-        requests in flight are done, then ``disabled``."""
-        self._pool(pool).set_admin_state(address, DRAINING)
+        requests in flight are done, then ``disabled``. In a sticky pool its
+        sessions keep coming for ``timeout`` seconds (default: the cookie's
+        ttl), and it reports ``draining`` until then."""
+        self._pool(pool).set_admin_state(address, DRAINING, timeout)
 
     def disable(self, pool: str, address: str) -> None:
         """No new requests for the backend, reported ``disabled`` at once."""
@@ -572,7 +612,7 @@ class Proxy:
 
     def _replace_pool(self, cfg: Pool, joining: frozenset[str]) -> None:
         old = self.pools[cfg.name]
-        new = PoolRuntime(cfg, joining=joining)
+        new = PoolRuntime(cfg, joining=joining, signer=self.signer)
         new.adopt(old, keep_admin=True)
         pools = dict(self.pools)
         pools[cfg.name] = new
@@ -587,6 +627,51 @@ class Proxy:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         self._start_checks({cfg.name: new})
+
+    def _chooser(self, listener: str, index: int) -> object:
+        lr = self.listeners.get(listener)
+        if lr is None:
+            raise KeyError(f"no listener named {listener!r}")
+        routes = lr.config.routes
+        if not 0 <= index < len(routes):
+            raise KeyError(f"listener {listener!r} has no route {index} (it has {len(routes)})")
+        return lr.targets.get(routes[index])
+
+    def set_split(self, listener: str, index: int, weights: Mapping[str, int]) -> None:
+        """Change a split route's weights (until the next reload from the file)."""
+        chooser = self._chooser(listener, index)
+        if not isinstance(chooser, SplitChooser):
+            raise Conflict(f"route {index} of listener {listener!r} is not a split route")
+        for name, weight in weights.items():
+            if not 0 <= weight <= MAX_CONFIG_WEIGHT:
+                raise ValueError(f"{name}: weight must be between 0 and {MAX_CONFIG_WEIGHT}")
+        chooser.set_weights(weights)
+        log.warning("listener %s route %d: split weights now %s", listener, index, chooser.weights)
+
+    def _directory(self, listener: str, index: int) -> ShardChooserRuntime:
+        chooser = self._chooser(listener, index)
+        if not isinstance(chooser, ShardChooserRuntime) or chooser.directory is None:
+            raise Conflict(f"route {index} of listener {listener!r} has no shard directory")
+        return chooser
+
+    def set_shard(self, listener: str, index: int, key: str, pool: str) -> None:
+        """Map a shard key to a pool in a directory route, and write the file."""
+        directory = self._directory(listener, index).directory
+        assert directory is not None
+        directory.set(key, pool)
+
+    def delete_shard(self, listener: str, index: int, key: str) -> None:
+        """Remove a shard key from a directory route, and write the file."""
+        directory = self._directory(listener, index).directory
+        assert directory is not None
+        if not directory.delete(key):
+            raise KeyError(f"no shard key {key!r} in the directory")
+
+    def shard_entries(self, listener: str, index: int) -> dict[str, str]:
+        directory = self._directory(listener, index).directory
+        assert directory is not None
+        directory.maybe_reload(monotonic())  # a hand edit shows without a request first
+        return dict(directory.entries())
 
     def set_weight(self, pool: str, address: str, weight: int) -> None:
         """Change a backend's weight; takes effect at the next pick."""

@@ -183,6 +183,11 @@ class AdminServer:
         r.add_put("/api/pools/{pool}/backends/{address}/weight", self.set_weight)
         r.add_post("/api/pools/{pool}/backends/{address}/{action}", self.backend_action)
         r.add_post("/api/reload", self.reload)
+        route = "/api/listeners/{listener}/routes/{index}"
+        r.add_put(route + "/split", self.set_split)
+        r.add_get(route + "/shards", self.shards)
+        r.add_put(route + "/shards/{key}", self.set_shard)
+        r.add_delete(route + "/shards/{key}", self.delete_shard)
         return app
 
     # -- reads --------------------------------------------------------------------
@@ -286,7 +291,17 @@ class AdminServer:
         self._authorize(request)
         pool = request.match_info["pool"]
         address = _address(request.match_info["address"], "the address in the URL")
-        self._call(getattr(self.proxy, action), pool, address)
+        args: tuple[object, ...] = (pool, address)
+        if action == "drain" and request.can_read_body:
+            # {"timeout": seconds}: how long sticky sessions may still come.
+            body = await _json_object(request, required=(), optional=("timeout",))
+            timeout = body.get("timeout")
+            if timeout is not None:
+                number = isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
+                if not number or timeout < 0:
+                    raise ApiError(422, f"timeout must be seconds >= 0, got {json.dumps(timeout)}")
+                args = (pool, address, float(timeout))
+        self._call(getattr(self.proxy, action), *args)
         self._logged(request, f"{action} {pool}/{address}")
         return web.json_response(self._backend_status(pool, address) or {})
 
@@ -359,6 +374,50 @@ class AdminServer:
                 raise ApiError(422, _message(exc)) from None
             raise
 
+    # -- route targets: split weights, shard directories ------------------------------
+
+    async def set_split(self, request: web.Request) -> web.StreamResponse:
+        self._authorize(request)
+        listener, index = _route_ref(request)
+        body = await _json_object(request, required=("weights",))
+        weights = body["weights"]
+        if not isinstance(weights, dict) or not weights:
+            raise ApiError(422, 'weights must be an object like {"v1": 90, "v2": 10}')
+        checked = {str(name): _weight(value) for name, value in weights.items()}
+        self._call(self.proxy.set_split, listener, index, checked)
+        self._logged(request, f"split {listener} route {index}: {checked}")
+        return web.json_response({"listener": listener, "route": index, "weights": checked})
+
+    async def shards(self, request: web.Request) -> web.StreamResponse:
+        listener, index = _route_ref(request)
+        found: dict[str, str] = {}
+
+        def read() -> None:
+            found.update(self.proxy.shard_entries(listener, index))
+
+        self._call(read)
+        return web.json_response({"listener": listener, "route": index, "shards": found})
+
+    async def set_shard(self, request: web.Request) -> web.StreamResponse:
+        self._authorize(request)
+        listener, index = _route_ref(request)
+        key = request.match_info["key"]
+        body = await _json_object(request, required=("pool",))
+        pool = body["pool"]
+        if not isinstance(pool, str):
+            raise ApiError(422, f"pool must be a string, got {json.dumps(pool)}")
+        self._call(self.proxy.set_shard, listener, index, key, pool)
+        self._logged(request, f"shard {listener} route {index}: {key} -> {pool}")
+        return web.json_response({"key": key, "pool": pool})
+
+    async def delete_shard(self, request: web.Request) -> web.StreamResponse:
+        self._authorize(request)
+        listener, index = _route_ref(request)
+        key = request.match_info["key"]
+        self._call(self.proxy.delete_shard, listener, index, key)
+        self._logged(request, f"shard {listener} route {index}: {key} removed")
+        return web.json_response({"key": key, "removed": True})
+
     def _logged(self, request: web.Request, what: str) -> None:
         log.warning("admin %s: %s", _client(request), what)
 
@@ -395,6 +454,14 @@ async def _json_object(
         if key not in body:
             raise ApiError(422, f"the request body is missing {key!r}")
     return body
+
+
+def _route_ref(request: web.Request) -> tuple[str, int]:
+    """The listener name and 0-based route index of a /api/listeners/... URL."""
+    text = request.match_info["index"]
+    if not text.isascii() or not text.isdigit():
+        raise ApiError(404, f"route index must be a number from 0, got {text!r}")
+    return request.match_info["listener"], int(text)
 
 
 def _address(value: object, what: str) -> str:

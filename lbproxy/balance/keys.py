@@ -1,6 +1,7 @@
-"""Hash keys taken from a request: what ``hash_key`` (and later a shard's
-``key``) names — the client's address, the path, a header, a cookie or a query
-parameter. Only pools that hash pay for this; the others never call it.
+"""Hash keys taken from a request: what ``hash_key`` (and a ``shard:`` route's
+``key``) names — the client's address, the path or one segment of it, a
+header, a cookie or a query parameter. Only pools that hash pay for this; the
+others never call it.
 
 A key that the request does not carry, or carries empty, is ``None``: the
 balancer then falls back to round robin rather than sending every keyless
@@ -60,6 +61,21 @@ def _path(headers: Headers, target: bytes, client_ip: bytes) -> bytes | None:
     return target.partition(b"?")[0] or None
 
 
+def _path_segment(index: int) -> KeyOf:
+    def key_of(headers: Headers, target: bytes, client_ip: bytes) -> bytes | None:
+        # Empty segments are skipped so that "/accounts//123/" and
+        # "/accounts/123" name the same account.
+        n = index
+        for segment in target.partition(b"?")[0].split(b"/"):
+            if segment:
+                if n == 0:
+                    return segment
+                n -= 1
+        return None
+
+    return key_of
+
+
 def _client_ip(headers: Headers, target: bytes, client_ip: bytes) -> bytes | None:
     return client_ip or None
 
@@ -75,6 +91,11 @@ def key_extractor(key: HashKey) -> KeyOf:
         return _client_ip
     if key.source == "path":
         return _path
+    if key.source == "path_segment":
+        # str.isdigit() alone admits digits of other scripts, which int() reads.
+        if not (key.name.isascii() and key.name.isdigit()):
+            raise ValueError(f"path_segment index must be a non-negative integer, got {key.name!r}")
+        return _path_segment(int(key.name))
     name = key.name.encode("latin-1")
     if key.source == "header":
         return _header(name.lower())

@@ -48,6 +48,9 @@ from lbproxy.config.model import (
     Backend,
     CircuitBreaker,
     Config,
+    GeoLookup,
+    GeoRegion,
+    GeoTarget,
     HashKey,
     HealthCheck,
     Keepalive,
@@ -59,9 +62,15 @@ from lbproxy.config.model import (
     Pool,
     PoolLimits,
     PoolTimeouts,
+    ReadWriteTarget,
     Retries,
     Route,
     RouteMatch,
+    ShardRange,
+    ShardTarget,
+    SplitTarget,
+    Sticky,
+    Target,
     Tracing,
     UpstreamTls,
 )
@@ -93,8 +102,10 @@ _TOP_KEYS = (
     "access_log",
     "tracing",
     "admin",
+    "geo",
+    "cookie_key",
 )
-_TOP_LATER = ("geo", "cluster")
+_TOP_LATER = ("cluster",)
 _LISTENER_KEYS = (
     "name",
     "bind",
@@ -113,9 +124,23 @@ _CERT_KEYS = ("cert", "key")
 _TLS_VERSIONS = ("1.2", "1.3")
 _LISTENER_LIMIT_KEYS = ("max_connections", "max_header_bytes", "max_headers", "max_body_bytes")
 _LISTENER_TIMEOUT_KEYS = ("header", "body", "idle")
-_ROUTE_KEYS = ("match", "pool")
-_ROUTE_LATER = ("geo", "shard", "read_write", "split")
-_ROUTE_TARGETS = ("pool", *_ROUTE_LATER)
+_ROUTE_TARGETS = ("pool", "geo", "shard", "read_write", "split")
+_ROUTE_KEYS = ("match", *_ROUTE_TARGETS)
+_GEO_TARGET_KEYS = ("regions", "default")
+_GEO_REGION_KEYS = ("pool", "failover")
+_SHARD_KEYS = ("key", "strategy", "pools", "ranges", "directory")
+_SHARD_STRATEGIES = ("hash", "range", "directory")
+# Each strategy's own key: given with another strategy, it is a mistake.
+_SHARD_ONLY = {"pools": "hash", "ranges": "range", "directory": "directory"}
+_RANGE_KEYS = ("upto", "pool")
+_READ_WRITE_KEYS = ("read", "write", "stick_after_write", "cookie")
+_SPLIT_KEYS = ("pools", "sticky", "cookie")
+_SPLIT_ITEM_KEYS = ("pool", "weight")
+_GEO_LOOKUP_KEYS = ("trust_header", "networks", "database", "countries", "continents")
+_CONTINENTS = ("AF", "AN", "AS", "EU", "NA", "OC", "SA")
+_STICKY_KEYS = ("cookie", "ttl", "secure", "strict")
+# A signing key shorter than this is guessable.
+MIN_COOKIE_KEY = 16
 _MATCH_KEYS = ("host", "path_prefix", "methods", "headers")
 _POOL_KEYS = (
     "balance",
@@ -133,8 +158,8 @@ _POOL_KEYS = (
     "timeouts",
     "keepalive",
     "upstream_tls",
+    "sticky",
 )
-_POOL_LATER = ("sticky",)
 _UPSTREAM_TLS_KEYS = ("verify", "ca", "sni", "cert", "key")
 _HEALTH_CHECK_KEYS = (
     "path",
@@ -171,9 +196,23 @@ _TRACING_KEYS = ("request_id", "request_id_header", "traceparent")
 # id under one of these names would corrupt the message.
 _RESERVED_HEADERS = frozenset(
     {
-        "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te",
-        "trailer", "upgrade", "proxy-connection", "expect", "via", "x-forwarded-for",
-        "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip", "traceparent",
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-connection",
+        "expect",
+        "via",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "forwarded",
+        "x-real-ip",
+        "traceparent",
         "tracestate",
     }
 )
@@ -234,6 +273,7 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _PATH_FORBIDDEN = re.compile(r"[\s?#\x00-\x1f\x7f]")
 
 _DEFAULT_CONFIG = Config(listeners=(), pools={})
+_STICKY = Sticky()
 _DEFAULT_LIMITS = ListenerLimits()
 _DEFAULT_LISTENER_TIMEOUTS = ListenerTimeouts()
 _DEFAULT_BACKEND = Backend(Address("", 0))
@@ -478,6 +518,7 @@ class _Builder:
         self._sample_ports = range(0)
         self._listener_names: dict[str, str] = {}
         self._binds: dict[Address, str] = {}
+        self._geo_routes: list[tuple[str, Node]] = []
 
     def fail(self, path: str, node: Node | None, reason: str) -> None:
         self.issues.add(path, node, reason)
@@ -733,6 +774,15 @@ class _Builder:
         if sample_backends > 0:
             pools[_SAMPLES_POOL] = _samples_pool(sample_backends)
         admin = self.admin(m.get("admin"), m.at("admin"), listeners)
+        geo = self.opt(m, "geo", None, self.geo_lookup)
+        if geo is None and m.get("geo") is None:
+            for path, node in self._geo_routes:
+                self.fail(
+                    path,
+                    node,
+                    "a geo route needs the top-level geo section (how a client's region is found)",
+                )
+        cookie_key = self.opt(m, "cookie_key", None, self.cookie_key)
         return Config(
             listeners=listeners,
             pools=pools,
@@ -742,6 +792,8 @@ class _Builder:
             access_log=access_log,
             tracing=tracing,
             admin=admin,
+            geo=geo,
+            cookie_key=cookie_key,
         )
 
     def workers(self, m: _Map) -> int | None:
@@ -919,7 +971,7 @@ class _Builder:
         return pools
 
     def pool(self, name: str, node: Node, path: str) -> Pool:
-        m = self.mapping(node, path, _POOL_KEYS, later=_POOL_LATER, required=("backends",))
+        m = self.mapping(node, path, _POOL_KEYS, required=("backends",))
         if m is None:
             return _DEFAULT_POOL
         backends_node = m.get("backends")
@@ -975,7 +1027,33 @@ class _Builder:
             timeouts=self.pool_timeouts(m.get("timeouts"), m.at("timeouts")),
             keepalive=self.keepalive(m.get("keepalive"), m.at("keepalive")),
             upstream_tls=self.opt(m, "upstream_tls", None, self.upstream_tls),
+            sticky=self.opt(m, "sticky", None, self.sticky),
         )
+
+    def sticky(self, node: Node, path: str) -> Sticky | None:
+        if isinstance(node, ScalarNode) and node.tag == _BOOL:
+            # "sticky: true" takes every default; "false" is the same as leaving it out.
+            return Sticky() if _SCALARS.construct_yaml_bool(node) else None
+        m = self.mapping(node, path, _STICKY_KEYS)
+        if m is None:
+            return None
+        return Sticky(
+            cookie=self.opt(m, "cookie", _STICKY.cookie, self.cookie_name),
+            ttl=self.opt(
+                m, "ttl", _STICKY.ttl, lambda node, path: self.duration(node, path, positive=False)
+            ),
+            secure=self.opt(m, "secure", _STICKY.secure, self.boolean),
+            strict=self.opt(m, "strict", _STICKY.strict, self.boolean),
+        )
+
+    def cookie_name(self, node: Node, path: str) -> str | None:
+        text = self.text(node, path)
+        if text is None:
+            return None
+        if not _TOKEN.fullmatch(text):
+            self.fail(path, node, f"{_quote(text)} is not a valid cookie name")
+            return None
+        return text
 
     def upstream_tls(self, node: Node, path: str) -> UpstreamTls | None:
         errors = len(self.issues)
@@ -1009,6 +1087,12 @@ class _Builder:
         source, colon, name = text.partition(":")
         if not colon and source in _HASH_SOURCES:
             return HashKey(source)
+        if colon and source == "path_segment":
+            index = name.strip()
+            if index.isascii() and index.isdigit() and int(index) < 64:
+                return HashKey(source, str(int(index)))
+            self.fail(path, node, f"path_segment needs an index from 0 to 63, got {_quote(name)}")
+            return None
         if colon and source in _HASH_NAMED and name.strip():
             name = name.strip()
             if source == "header":
@@ -1020,7 +1104,7 @@ class _Builder:
         self.fail(
             path,
             node,
-            "must be client_ip, path, header:NAME, cookie:NAME or query:NAME,"
+            "must be client_ip, path, path_segment:N, header:NAME, cookie:NAME or query:NAME,"
             f" got {_describe(node)}",
         )
         return None
@@ -1702,24 +1786,371 @@ class _Builder:
         return tuple(route for route in routes if route is not None)
 
     def route(self, node: Node, path: str) -> Route | None:
-        m = self.mapping(node, path, _ROUTE_KEYS, later=_ROUTE_LATER)
+        m = self.mapping(node, path, _ROUTE_KEYS)
         if m is None:
             return None
         match = self.route_match(m.get("match"), m.at("match"))
         targets = [key for key in m.present if key in _ROUTE_TARGETS]
         if not targets:
             self.fail(path, node, 'has no target (add "pool: NAME")')
-        elif len(targets) > 1:
+            return Route(match=match, pool="")
+        if len(targets) > 1:
             self.fail(
                 path,
                 node,
                 f"has {len(targets)} targets ({', '.join(targets)}); a route has exactly one",
             )
-        pool = self.opt(m, "pool", "", self.text)
-        if pool and pool not in self._pool_names:
-            hint = _did_you_mean(pool, self._pool_names)
-            self.fail(m.at("pool"), m.get("pool"), f"no pool named {_quote(pool)}{hint}")
-        return Route(match=match, pool=pool)
+            return Route(match=match, pool="")
+        kind = targets[0]
+        target_node = m.get(kind)
+        assert target_node is not None
+        if kind == "pool":
+            return Route(match=match, pool=self.opt(m, "pool", "", self.pool_ref))
+        target: Target | None
+        if kind == "geo":
+            target = self.geo_target(target_node, m.at("geo"))
+            if target is not None:
+                self._geo_routes.append((m.at("geo"), target_node))
+        elif kind == "shard":
+            target = self.shard_target(target_node, m.at("shard"))
+        elif kind == "read_write":
+            target = self.read_write_target(target_node, m.at("read_write"))
+        else:
+            target = self.split_target(target_node, m.at("split"))
+        return Route(match=match, pool="", target=target)
+
+    def pool_ref(self, node: Node, path: str) -> str | None:
+        """The name of a pool defined under ``pools``."""
+        name = self.text(node, path)
+        if name is None:
+            return None
+        if name not in self._pool_names:
+            hint = _did_you_mean(name, self._pool_names)
+            self.fail(path, node, f"no pool named {_quote(name)}{hint}")
+            return None
+        return name
+
+    # -- route targets other than a pool ---------------------------------------------
+
+    def geo_target(self, node: Node, path: str) -> GeoTarget | None:
+        m = self.mapping(node, path, _GEO_TARGET_KEYS, required=("regions", "default"))
+        if m is None:
+            return None
+        regions_node = m.get("regions")
+        if regions_node is None:
+            return None
+        rm = self.mapping(regions_node, m.at("regions"), None)
+        if rm is None:
+            return None
+        if not rm.present:
+            self.fail(m.at("regions"), regions_node, "must name at least one region")
+            return None
+        errors = len(self.issues)
+        names = list(rm.present)
+        found: list[tuple[str, str, list[tuple[str, Node]]]] = []
+        for name in names:
+            rpath = rm.at(name)
+            if not _NAME.fullmatch(name):
+                self.fail(rpath, rm.keys[name], f"{_quote(name)} is not a valid region name")
+                continue
+            r = self.mapping(rm.values[name], rpath, _GEO_REGION_KEYS, required=("pool",))
+            if r is None:
+                continue
+            pool = self.opt(r, "pool", "", self.pool_ref)
+            failover: list[tuple[str, Node]] = []
+            fnode = r.get("failover")
+            if fnode is not None:
+                for index, item in enumerate(self.sequence(fnode, r.at("failover")) or ()):
+                    other = self.text(item, f"{r.at('failover')}[{index}]")
+                    if other is not None:
+                        failover.append((other, item))
+            found.append((name, pool, failover))
+        for name, _, failover in found:
+            seen: set[str] = set()
+            for index, (other, item) in enumerate(failover):
+                fpath = f"{rm.at(name)}.failover[{index}]"
+                if other not in names:
+                    hint = _did_you_mean(other, names)
+                    self.fail(fpath, item, f"no region named {_quote(other)}{hint}")
+                elif other == name:
+                    self.fail(fpath, item, "a region does not fail over to itself")
+                elif other in seen:
+                    self.fail(fpath, item, f"region {_quote(other)} is listed twice")
+                seen.add(other)
+        default = self.opt(m, "default", "", self.text)
+        if default and default not in names:
+            hint = _did_you_mean(default, names)
+            self.fail(m.at("default"), m.get("default"), f"no region named {_quote(default)}{hint}")
+        if len(self.issues) != errors:
+            return None
+        return GeoTarget(
+            regions=tuple(
+                GeoRegion(name, pool, tuple(o for o, _ in failover))
+                for name, pool, failover in found
+            ),
+            default=default,
+        )
+
+    def shard_target(self, node: Node, path: str) -> ShardTarget | None:
+        m = self.mapping(node, path, _SHARD_KEYS, required=("key", "strategy"))
+        if m is None:
+            return None
+        errors = len(self.issues)
+        key = self.opt(m, "key", None, self.hash_key)
+        strategy = self.opt(
+            m, "strategy", "", lambda node, path: self.choice(node, path, _SHARD_STRATEGIES)
+        )
+        if not strategy:
+            return None
+        for name, only in _SHARD_ONLY.items():
+            given = m.get(name)
+            if given is not None and only != strategy:
+                self.fail(m.at(name), given, f"only used with strategy: {only}")
+        needed = next(k for k, v in _SHARD_ONLY.items() if v == strategy)
+        if m.get(needed) is None:
+            self.fail(path, node, f"strategy {strategy} needs {needed}")
+            return None
+        pools: tuple[str, ...] = ()
+        ranges: tuple[ShardRange, ...] = ()
+        directory: str | None = None
+        if strategy == "hash":
+            pools = self.opt(m, "pools", (), self.pool_list)
+        elif strategy == "range":
+            ranges = self.opt(m, "ranges", (), self.shard_ranges)
+        else:
+            directory = self.opt(m, "directory", None, self.shard_directory)
+        if len(self.issues) != errors or key is None:
+            return None
+        return ShardTarget(
+            key=key, strategy=strategy, pools=pools, ranges=ranges, directory=directory
+        )
+
+    def pool_list(self, node: Node, path: str) -> tuple[str, ...] | None:
+        items = self.sequence(node, path)
+        if items is None:
+            return None
+        if not items:
+            self.fail(path, node, "must name at least one pool")
+            return None
+        names: list[str] = []
+        for index, item in enumerate(items):
+            name = self.pool_ref(item, f"{path}[{index}]")
+            if name is None:
+                continue
+            if name in names:
+                self.fail(f"{path}[{index}]", item, f"pool {_quote(name)} is listed twice")
+                continue
+            names.append(name)
+        return tuple(names)
+
+    def shard_ranges(self, node: Node, path: str) -> tuple[ShardRange, ...] | None:
+        items = self.sequence(node, path)
+        if items is None:
+            return None
+        if not items:
+            self.fail(path, node, "must list at least one range")
+            return None
+        ranges: list[ShardRange] = []
+        previous: int | None = None
+        for index, item in enumerate(items):
+            ipath = f"{path}[{index}]"
+            r = self.mapping(item, ipath, _RANGE_KEYS, required=("pool",))
+            if r is None:
+                continue
+            pool = self.opt(r, "pool", "", self.pool_ref)
+            upto_node = r.get("upto")
+            upto: int | None = None
+            if upto_node is not None:
+                upto = self.integer(upto_node, r.at("upto"), minimum=1)
+                if upto is None:
+                    continue
+                if previous is not None and upto <= previous:
+                    self.fail(
+                        r.at("upto"),
+                        upto_node,
+                        f"ranges go up: {upto} is not above the previous upto ({previous})",
+                    )
+                previous = upto
+            elif index != len(items) - 1:
+                self.fail(ipath, item, "only the last range may leave out upto (open-ended)")
+            ranges.append(ShardRange(upto, pool))
+        return tuple(ranges)
+
+    def shard_directory(self, node: Node, path: str) -> str | None:
+        name = self.existing_file(node, path)
+        if name is None:
+            return None
+        from lbproxy.routing.shard import Directory, DirectoryError
+
+        try:
+            Directory(name, known_pools=self._pool_names)
+        except (DirectoryError, OSError) as err:
+            self.fail(path, node, str(err))
+            return None
+        return name
+
+    def read_write_target(self, node: Node, path: str) -> ReadWriteTarget | None:
+        m = self.mapping(node, path, _READ_WRITE_KEYS, required=("read", "write"))
+        if m is None:
+            return None
+        errors = len(self.issues)
+        target = ReadWriteTarget(
+            read=self.opt(m, "read", "", self.pool_ref),
+            write=self.opt(m, "write", "", self.pool_ref),
+            stick_after_write=self.opt(
+                m,
+                "stick_after_write",
+                0.0,
+                lambda node, path: self.duration(node, path, positive=False),
+            ),
+            cookie=self.opt(m, "cookie", "lbp_rw", self.cookie_name),
+        )
+        return target if len(self.issues) == errors else None
+
+    def split_target(self, node: Node, path: str) -> SplitTarget | None:
+        # Either the list of {pool, weight} itself, or {pools: [...], sticky, cookie}.
+        errors = len(self.issues)
+        sticky = False
+        cookie = "lbp_split"
+        items_node: Node | None = node
+        items_path = path
+        if isinstance(node, MappingNode):
+            m = self.mapping(node, path, _SPLIT_KEYS, required=("pools",))
+            if m is None:
+                return None
+            sticky = self.opt(m, "sticky", False, self.boolean)
+            cookie = self.opt(m, "cookie", cookie, self.cookie_name)
+            items_node = m.get("pools")
+            items_path = m.at("pools")
+        if items_node is None:
+            return None
+        items = self.sequence(items_node, items_path)
+        if items is None:
+            return None
+        if not items:
+            self.fail(items_path, items_node, "must list at least one pool")
+            return None
+        pools: list[tuple[str, int]] = []
+        for index, item in enumerate(items):
+            ipath = f"{items_path}[{index}]"
+            r = self.mapping(item, ipath, _SPLIT_ITEM_KEYS, required=("pool", "weight"))
+            if r is None:
+                continue
+            pool = self.opt(r, "pool", "", self.pool_ref)
+            weight = self.opt(
+                r,
+                "weight",
+                -1,
+                lambda node, path: self.integer(node, path, minimum=0, maximum=MAX_CONFIG_WEIGHT),
+            )
+            if pool and any(p == pool for p, _ in pools):
+                self.fail(r.at("pool"), r.get("pool"), f"pool {_quote(pool)} is listed twice")
+                continue
+            pools.append((pool, weight))
+        if len(self.issues) == errors and not any(w > 0 for _, w in pools):
+            self.fail(items_path, items_node, "at least one weight must be above 0")
+        if len(self.issues) != errors:
+            return None
+        return SplitTarget(pools=tuple(pools), sticky=sticky, cookie=cookie)
+
+    # -- top-level geo lookup and cookie key -------------------------------------------
+
+    def geo_lookup(self, node: Node, path: str) -> GeoLookup | None:
+        m = self.mapping(node, path, _GEO_LOOKUP_KEYS)
+        if m is None:
+            return None
+        errors = len(self.issues)
+        lookup = GeoLookup(
+            trust_header=self.opt(m, "trust_header", None, self.header_name),
+            networks=self.opt(m, "networks", (), self.region_networks),
+            database=self.opt(m, "database", None, self.geo_database),
+            countries=self.opt(
+                m, "countries", (), lambda node, path: self.region_codes(node, path, None)
+            ),
+            continents=self.opt(
+                m, "continents", (), lambda node, path: self.region_codes(node, path, _CONTINENTS)
+            ),
+        )
+        no_database = (lookup.countries or lookup.continents) and lookup.database is None
+        if no_database and len(self.issues) == errors:
+            self.fail(path, node, "countries and continents need a database to look up")
+        return lookup if len(self.issues) == errors else None
+
+    def region_networks(self, node: Node, path: str) -> tuple[tuple[str, str], ...] | None:
+        m = self.mapping(node, path, None)
+        if m is None:
+            return None
+        out: list[tuple[str, str]] = []
+        seen: dict[str, str] = {}
+        for text in m.present:
+            npath = m.at(text)
+            try:
+                network = ipaddress.ip_network(text, strict=True)
+            except ValueError as err:
+                self.fail(
+                    npath, m.keys[text], f"not a CIDR (like 10.1.0.0/16 or 2001:db8::/32): {err}"
+                )
+                continue
+            region = self.text(m.values[text], npath)
+            if region is None:
+                continue
+            key = str(network)
+            if key in seen:
+                self.fail(npath, m.keys[text], f"network {key} is listed twice (as {seen[key]})")
+                continue
+            seen[key] = text
+            out.append((key, region))
+        return tuple(out)
+
+    def region_codes(
+        self, node: Node, path: str, allowed: Sequence[str] | None
+    ) -> tuple[tuple[str, str], ...] | None:
+        """``{region: [CODE, ...]}`` as (code, region) pairs; a code in one region only."""
+        m = self.mapping(node, path, None)
+        if m is None:
+            return None
+        out: list[tuple[str, str]] = []
+        owner: dict[str, str] = {}
+        for region in m.present:
+            items = self.sequence(m.values[region], m.at(region))
+            for index, item in enumerate(items or ()):
+                ipath = f"{m.at(region)}[{index}]"
+                code = self.text(item, ipath)
+                if code is None:
+                    continue
+                code = code.strip().upper()
+                if allowed is not None and code not in allowed:
+                    self.fail(ipath, item, f"not a continent code ({', '.join(allowed)})")
+                    continue
+                if allowed is None and not (len(code) == 2 and code.isascii() and code.isalpha()):
+                    self.fail(ipath, item, f"not an ISO 3166 country code (like DE), got {code!r}")
+                    continue
+                if code in owner:
+                    self.fail(ipath, item, f"{code} is already in region {_quote(owner[code])}")
+                    continue
+                owner[code] = region
+                out.append((code, region))
+        return tuple(out)
+
+    def geo_database(self, node: Node, path: str) -> str | None:
+        name = self.existing_file(node, path)
+        if name is None:
+            return None
+        import maxminddb
+
+        try:
+            maxminddb.open_database(name).close()
+        except (OSError, ValueError, maxminddb.InvalidDatabaseError) as err:
+            self.fail(path, node, f"{_quote(name)} is not a MaxMind DB: {err}")
+            return None
+        return name
+
+    def cookie_key(self, node: Node, path: str) -> str | None:
+        text = self.text(node, path)
+        if text is not None and len(text) < MIN_COOKIE_KEY:
+            self.fail(path, node, f"must be at least {MIN_COOKIE_KEY} characters")
+            return None
+        return text
 
     def route_match(self, node: Node | None, path: str) -> RouteMatch:
         if node is None:

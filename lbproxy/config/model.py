@@ -45,23 +45,107 @@ class RouteMatch:
 
 
 @dataclass(frozen=True, slots=True)
+class HashKey:
+    """Where a request's hash key comes from: ``client_ip``, ``path``, a path
+    segment (``path_segment``, ``name`` = its 0-based index as text), or a
+    named ``header``/``cookie``/``query`` parameter (``name`` lower-cased for
+    headers, as sent for cookies and query parameters)."""
+
+    source: str  # client_ip | path | path_segment | header | cookie | query
+    name: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.name}" if self.name else self.source
+
+
+@dataclass(frozen=True, slots=True)
+class GeoRegion:
+    name: str
+    pool: str
+    failover: tuple[str, ...] = ()  # region names, tried in order
+
+
+@dataclass(frozen=True, slots=True)
+class GeoTarget:
+    """``geo:`` route target: the client's region's pool, else its failovers."""
+
+    regions: tuple[GeoRegion, ...]
+    default: str  # region of a client no lookup places
+
+
+@dataclass(frozen=True, slots=True)
+class ShardRange:
+    upto: int | None  # exclusive upper bound; None = open-ended (the last one)
+    pool: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShardTarget:
+    """``shard:`` route target: a key from the request chooses the pool."""
+
+    key: HashKey
+    strategy: str  # hash | range | directory
+    pools: tuple[str, ...] = ()  # hash
+    ranges: tuple[ShardRange, ...] = ()  # range, ascending
+    directory: str | None = None  # directory: CSV file of key,pool lines
+
+
+@dataclass(frozen=True, slots=True)
+class ReadWriteTarget:
+    """``read_write:`` route target: safe methods to ``read``, others to ``write``."""
+
+    read: str
+    write: str
+    stick_after_write: float = 0.0  # seconds; 0 = off
+    cookie: str = "lbp_rw"  # the signed cookie that marks a recent writer
+
+
+@dataclass(frozen=True, slots=True)
+class SplitTarget:
+    """``split:`` route target: a weighted choice between pools (canary)."""
+
+    pools: tuple[tuple[str, int], ...]  # (pool, weight); weights >= 0, some > 0
+    sticky: bool = False  # keep a client on its pool with a signed cookie
+    cookie: str = "lbp_split"
+
+
+Target = GeoTarget | ShardTarget | ReadWriteTarget | SplitTarget
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     match: RouteMatch
-    pool: str
+    pool: str  # "" when ``target`` is set
+    target: Target | None = None  # a route target other than a pool
     # A route is a dict key per request (metrics counts, access-log cache):
     # its hash is computed once, from the same fields equality compares.
     _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_hash", hash((self.match, self.pool)))
+        object.__setattr__(self, "_hash", hash((self.match, self.pool, self.target)))
 
     def __hash__(self) -> int:
         return self._hash
 
-    def __reduce__(self) -> tuple[type[Route], tuple[RouteMatch, str]]:
+    def __reduce__(self) -> tuple[type[Route], tuple[RouteMatch, str, Target | None]]:
         # Rebuilt, not restored: string hashes differ between processes (a
         # worker unpickles its config), so the cached hash is made again.
-        return (Route, (self.match, self.pool))
+        return (Route, (self.match, self.pool, self.target))
+
+    def pools(self) -> tuple[str, ...]:
+        """Every pool this route can send a request to."""
+        t = self.target
+        if t is None:
+            return (self.pool,)
+        if isinstance(t, GeoTarget):
+            names = [r.pool for r in t.regions]
+        elif isinstance(t, ShardTarget):
+            names = [*t.pools, *(r.pool for r in t.ranges)]
+        elif isinstance(t, ReadWriteTarget):
+            names = [t.read, t.write]
+        else:
+            names = [p for p, _ in t.pools]
+        return tuple(dict.fromkeys(names))
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,19 +207,6 @@ class Keepalive:
 
 
 @dataclass(frozen=True, slots=True)
-class HashKey:
-    """Where a request's hash key comes from: ``client_ip``, ``path``, or a
-    named ``header``/``cookie``/``query`` parameter (``name`` lower-cased for
-    headers, as sent for cookies and query parameters)."""
-
-    source: str  # client_ip | path | header | cookie | query
-    name: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.source}:{self.name}" if self.name else self.source
-
-
-@dataclass(frozen=True, slots=True)
 class HealthCheck:
     """Active health checks: one ``GET path`` per backend every ``interval``."""
 
@@ -192,6 +263,16 @@ class Retries:
 
 
 @dataclass(frozen=True, slots=True)
+class Sticky:
+    """``pools.*.sticky``: cookie-inserted session affinity."""
+
+    cookie: str = "lbp_sticky"
+    ttl: float = 3600.0  # seconds; Max-Age of the cookie and its signed expiry; 0 = session
+    secure: bool = True
+    strict: bool = False  # True: 503 when the pinned backend can't serve, not another backend
+
+
+@dataclass(frozen=True, slots=True)
 class Pool:
     name: str
     backends: tuple[Backend, ...]
@@ -211,6 +292,18 @@ class Pool:
     timeouts: PoolTimeouts = field(default_factory=PoolTimeouts)
     keepalive: Keepalive = field(default_factory=Keepalive)
     upstream_tls: UpstreamTls | None = None
+    sticky: Sticky | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GeoLookup:
+    """Top-level ``geo:``: how a request's region is found, first hit wins."""
+
+    trust_header: str | None = None  # region header, believed from trusted_proxies only
+    networks: tuple[tuple[str, str], ...] = ()  # (CIDR, region), CIDRs normalised
+    database: str | None = None  # MaxMind DB file (country or city)
+    countries: tuple[tuple[str, str], ...] = ()  # (ISO 3166 alpha-2, upper case; region)
+    continents: tuple[tuple[str, str], ...] = ()  # (continent code, upper case; region)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,4 +341,8 @@ class Config:
     access_log: AccessLog = field(default_factory=AccessLog)
     tracing: Tracing = field(default_factory=Tracing)
     admin: Admin | None = None  # None = no admin API server
+    geo: GeoLookup | None = None
+    # Key that signs the proxy's cookies (sticky, read_write, split); None =
+    # random, made once per start and shared by the workers.
+    cookie_key: str | None = None
     source: str | None = None  # path of the file this came from, for reloads

@@ -113,6 +113,12 @@ class AccessLogger:
                 ex.attempts,  # clients never see retries; the log does
                 _json_text(ex.reason).encode() if ex.reason else b"",
             )
+            if ex.region:
+                # Geo routes only; region names are config names (no escaping).
+                line = b"".join(
+                    (line[:-1], b',"region":"', ex.region, b'","served_region":"',
+                     ex.served_region, b'"}')
+                )  # fmt: skip
         else:
             when = self._clock(now).decode()
             why = ex.reason.replace(" ", "_") if ex.reason else "-"

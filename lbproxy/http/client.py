@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, cast
 from lbproxy._fast import load as _load_fast
 from lbproxy.http.errors import error_response
 from lbproxy.http.exchange import Exchange
+from lbproxy.http.pool import PoolRuntime
 from lbproxy.http.shared import (
     D_RESPONSE,
     D_SEND,
@@ -473,6 +474,7 @@ class ClientConnection:
         reason = ""
         route = None
         pool = None
+        chooser = None
         if method == b"CONNECT":
             # Whatever its target looks like: never forwarded, never a tunnel.
             status, reason = 501, "CONNECT is not supported"
@@ -503,6 +505,11 @@ class ClientConnection:
                 status, reason = 404, "no route matches"
             else:
                 route, pool = found
+                if type(pool) is not PoolRuntime:
+                    # A geo, shard, read/write or split route: its chooser
+                    # names the pool once the exchange exists (routing/targets.py).
+                    chooser = pool
+                    pool = None
         if clen > 0:
             flags |= HAS_BODY
         if lr.subject_header:
@@ -516,7 +523,12 @@ class ClientConnection:
         )
         if location:
             ex.local_headers = b"Location: " + location + b"\r\n"
+        if chooser is not None:
+            chooser.choose(ex, headers)
+            pool = ex.pool
         if pool is not None:
+            if pool.sticky is not None:
+                ex.pinned = pool.sticky.pinned(headers)
             if pool.key_of is not None:
                 ex.hash_key = pool.key_of(headers, url, self.client_ip)
             if not ex.idempotent and pool.retries.attempts > 1:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from http import HTTPStatus
 
 
-def _build(status: int, close: bool, extra: bytes = b"") -> bytes:
+def _build(status: int, close: bool, extra: bytes = b"", detail: bytes = b"") -> bytes:
     phrase = HTTPStatus(status).phrase
-    body = f"{status} {phrase}\n".encode()
+    body = f"{status} {phrase}\n".encode() + (detail + b"\n" if detail else b"")
     head = (
         f"HTTP/1.1 {status} {phrase}\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n"
@@ -40,12 +40,14 @@ def error_response(
     head_only: bool = False,
     retry_after: bool = False,
     extra: bytes = b"",
+    detail: bytes = b"",
 ) -> bytes:
     """The bytes of the proxy's own response with this status; ``retry_after``
     adds ``Retry-After: 1`` (a full queue: come back in a second), ``extra``
-    more header lines (each ending CRLF), such as the request id."""
-    if retry_after or extra:
-        full = _build(status, close, (_RETRY_AFTER if retry_after else b"") + extra)
+    more header lines (each ending CRLF), such as the request id; ``detail``
+    a line of the body saying what the client must change (a shard key)."""
+    if retry_after or extra or detail:
+        full = _build(status, close, (_RETRY_AFTER if retry_after else b"") + extra, detail)
         return full[: full.index(b"\r\n\r\n") + 4] if head_only else full
     cache = _HEAD_CACHE if head_only else _CACHE
     data = cache.get((status, close))

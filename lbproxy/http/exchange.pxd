@@ -12,6 +12,7 @@ cdef class Exchange:
     cdef public bint chunked_in
     cdef public bint chunked_out
     cdef public ClientConnection client
+    cdef public bint client_fault
     cdef public bint close_after
     cdef public double connect_s
     cdef public object connect_task
@@ -36,10 +37,12 @@ cdef class Exchange:
     cdef public list pending
     cdef public Py_ssize_t pending_size
     cdef public double picked_at
+    cdef public BackendState pinned
     cdef public PoolRuntime pool
     cdef public bint queued
     cdef public str reason
     cdef public bytes referer
+    cdef public bytes region
     cdef public bytes request_id
     cdef public bytes traceparent
     cdef public object replay
@@ -48,6 +51,7 @@ cdef class Exchange:
     cdef public bint req_done
     cdef public bint req_empty
     cdef public Py_ssize_t resp_bytes
+    cdef public bytes resp_extra
     cdef public bint resp_framed
     cdef public bint resp_started
     cdef public int resp_status
@@ -55,6 +59,7 @@ cdef class Exchange:
     cdef public bint retry_counted
     cdef public object route
     cdef public double sent_at
+    cdef public bytes served_region
     cdef public double started_at
     cdef public bytes target
     cdef public object tried

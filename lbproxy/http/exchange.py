@@ -122,6 +122,7 @@ class Exchange:
         "chunked_in",
         "chunked_out",
         "client",
+        "client_fault",
         "close_after",
         "connect_s",
         "connect_task",
@@ -146,10 +147,12 @@ class Exchange:
         "pending",
         "pending_size",
         "picked_at",
+        "pinned",
         "pool",
         "queued",
         "reason",
         "referer",
+        "region",
         "replay",
         "replay_size",
         "replayable",
@@ -157,6 +160,7 @@ class Exchange:
         "req_empty",
         "request_id",
         "resp_bytes",
+        "resp_extra",
         "resp_framed",
         "resp_started",
         "resp_status",
@@ -164,6 +168,7 @@ class Exchange:
         "retry_counted",
         "route",
         "sent_at",
+        "served_region",
         "started_at",
         "target",
         "traceparent",
@@ -206,6 +211,9 @@ class Exchange:
         self.pool = pool
         self.local_status = local_status
         self.local_headers = b""  # more header lines for the proxy's own answer (Location)
+        # The local answer's reason is the client's to read (a shard key it
+        # must send), not the proxy's internals: it goes in the body too.
+        self.client_fault = False
         self.reason = reason
         # A request without a body is complete with its headers; one with a
         # body when the client side has read all of it.
@@ -247,6 +255,10 @@ class Exchange:
         self.connect_task: _ConnectTask | None = None
         self.hash_key: bytes | None = None  # set by the client for hashing pools
         self.picked_at = 0.0  # when the backend was picked, for latency-aware pools
+        self.pinned: BackendState | None = None  # a sticky pool's backend from the cookie
+        self.resp_extra = b""  # header lines a route target adds to the response (cookies)
+        self.region = b""  # geo routes: the client's region and the one that served it
+        self.served_region = b""
         self.attempts = 0  # tries on backends so far (retries.attempts bounds it)
         # For the access log: the last try's connect time (0: a reused
         # connection), when its request head was written, when the answer's came.
@@ -282,7 +294,18 @@ class Exchange:
     def _start(self) -> None:
         pool = self.pool
         assert pool is not None
-        b = pool.pick(self.tried, self.hash_key)
+        b: BackendState | None = None
+        pinned = self.pinned
+        if pinned is not None and self.tried is None:
+            sticky = pool.sticky
+            assert sticky is not None
+            if sticky.can_serve(pinned, monotonic()):
+                b = pinned
+            elif sticky.strict:
+                self.fail(503, f"sticky backend {pinned.label} unavailable (strict)")
+                return
+        if b is None:
+            b = pool.pick(self.tried, self.hash_key)
         if b is None:
             self.fail(503, "no eligible backend")
             return
@@ -336,6 +359,8 @@ class Exchange:
             return False
         if not any(k in policy.on for k in kinds):
             return False
+        if b is self.pinned and pool.sticky is not None and pool.sticky.strict:
+            return False  # strict stickiness: that backend or a 503, never another
         if sent and (
             not self.replayable or self.upgrade or not (self.idempotent or policy.non_idempotent)
         ):
@@ -634,6 +659,12 @@ class Exchange:
             extra += self._request_id_line(headers)
         if lr.hsts:
             extra += _unless_sent(headers, b"strict-transport-security", lr.hsts)
+        if pool is not None and pool.sticky is not None and b is not None and b is not self.pinned:
+            # A new session, or its backend could not serve it: pin the
+            # client to the backend that answered.
+            extra += pool.sticky.line_for(b)
+        if self.resp_extra:
+            extra += self.resp_extra
         self.close_after = close
         self.resp_started = True
         self.deadline_kind = NO_DEADLINE if status == 101 else self.deadline_kind
@@ -761,7 +792,10 @@ class Exchange:
         extra = self.local_headers + lr.hsts
         if self.request_id and lr.tracing & T_REQUEST_ID:
             extra += self._request_id_line([])  # the proxy's own answer: no backend header
-        self.client.write(error_response(status, close, self.method_head, retry_after, extra))
+        detail = self.reason.encode("utf-8", "replace") if self.client_fault else b""
+        self.client.write(
+            error_response(status, close, self.method_head, retry_after, extra, detail)
+        )
         self._finish(close)
 
     def _count_failure(self) -> None:

@@ -13,6 +13,7 @@ cdef class ListenerRuntime:
     cdef public object config
     cdef public object connections
     cdef public dict counts
+    cdef public object env
     cdef public double header_timeout
     cdef public bytes hsts
     cdef public double idle_timeout
@@ -35,6 +36,7 @@ cdef class ListenerRuntime:
     cdef public object tls_context
     cdef public object tls_store
     cdef public object tls_watch
+    cdef public dict targets
     cdef public int tracing
 
     cpdef void log_access(self, ClientConnection conn, Exchange ex) except *

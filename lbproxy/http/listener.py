@@ -11,11 +11,13 @@ import ipaddress
 import socket
 import ssl
 from time import monotonic
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from lbproxy.config.model import Address
+from lbproxy.cookies import CookieSigner, make_key
 from lbproxy.http.client import ClientConnection
 from lbproxy.routing.router import Router
+from lbproxy.routing.targets import TargetEnv, build_targets
 
 if TYPE_CHECKING:
     from lbproxy.config.model import Listener, Route
@@ -36,6 +38,7 @@ class ListenerRuntime:
         "config",
         "connections",
         "counts",
+        "env",
         "header_timeout",
         "hsts",
         "idle_timeout",
@@ -55,6 +58,7 @@ class ListenerRuntime:
         "routes",
         "server",
         "subject_header",
+        "targets",
         "tls_context",
         "tls_store",
         "tls_watch",
@@ -67,11 +71,16 @@ class ListenerRuntime:
         pools: dict[str, PoolRuntime],
         access_log: AccessLogger,
         loop: asyncio.AbstractEventLoop,
+        env: TargetEnv | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
         self.loop = loop
-        self.router: Router[PoolRuntime] = Router([(r, pools[r.pool]) for r in config.routes])
+        # What geo, shard, read/write and split routes share (the proxy's
+        # cookie key and geo lookup); a random key when embedded without one.
+        self.env = env if env is not None else TargetEnv(CookieSigner(make_key(None)), None)
+        self.targets: dict[Route, Any] = {}
+        self.router: Router[Any] = self._router(config, pools, None)
         # The TLS listener's server context (lbproxy.tls.CertificateStore's),
         # set by the Proxy before start.
         self.tls_context: ssl.SSLContext | None = None
@@ -98,17 +107,40 @@ class ListenerRuntime:
         self.server: asyncio.AbstractServer | None = None
 
     def swap(
-        self, config: Listener, pools: dict[str, PoolRuntime], access_log: AccessLogger
+        self,
+        config: Listener,
+        pools: dict[str, PoolRuntime],
+        access_log: AccessLogger,
+        env: TargetEnv | None = None,
     ) -> None:
-        """Adopt a reloaded config; requests already routed keep their pool."""
+        """Adopt a reloaded config (``env``: the reloaded proxy's), or new
+        pools (``env`` None: an admin change, which keeps the route targets'
+        run-time state); requests already routed keep their pool."""
         self.access_log = access_log
         self.logging = access_log.enabled
         self.config = config
         self.name = config.name
         self._cache_limits(config)
-        self.router = Router([(r, pools[r.pool]) for r in config.routes])
+        keep = None
+        if env is None:
+            keep = self.targets
+        else:
+            self.env = env
+        self.router = self._router(config, pools, keep)
         self._trusted = [ipaddress.ip_network(c, strict=False) for c in config.trusted_proxies]
         self._remember_routes(config)
+
+    def _router(
+        self, config: Listener, pools: dict[str, PoolRuntime], keep: dict[Route, Any] | None
+    ) -> Router[Any]:
+        """Routes to their targets: a pool, or a chooser (routing/targets.py)."""
+        self.targets = build_targets(config.routes, pools, self.env, keep)
+        return Router(
+            [
+                (r, self.targets[r] if r.target is not None else pools[r.pool])
+                for r in config.routes
+            ]
+        )
 
     def _remember_routes(self, config: Listener) -> None:
         for r in config.routes:

@@ -15,6 +15,7 @@ cdef class BackendState:
     cdef public Py_ssize_t checks_ok
     cdef public list connect_hist
     cdef public double connect_sum
+    cdef public double drain_until
     cdef public Py_ssize_t ejections_total
     cdef public bint eligible
     cdef public Py_ssize_t failures_total
@@ -76,6 +77,8 @@ cdef class PoolRuntime:
     cdef public object retries
     cdef public dict retries_by_reason
     cdef public object retry_statuses
+    cdef public bint serving
+    cdef public object sticky
     cdef public Counters shared
     cdef public Py_ssize_t shared_col
     cdef public Py_ssize_t shared_row

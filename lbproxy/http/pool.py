@@ -41,12 +41,14 @@ from lbproxy.balance import WEIGHT_UNIT, BalanceOptions, make_balancer
 from lbproxy.balance.base import Balancer, PickContext
 from lbproxy.balance.keys import Headers, key_extractor
 from lbproxy.config.model import Backend, Pool
+from lbproxy.cookies import CookieSigner, make_key
 from lbproxy.http.upstream import IdlePool, UpstreamConnection
 from lbproxy.resilience import CircuitBreaker, Hysteresis, OutlierDetector, RetryBudget
 
 if TYPE_CHECKING:
     from lbproxy._fast.shared import Counters
     from lbproxy.health import HealthChecker, ProbeResult
+    from lbproxy.routing.sticky import StickyRuntime
 
 log = logging.getLogger("lbproxy")
 
@@ -81,6 +83,7 @@ class BackendState:
         "checks_ok",
         "connect_hist",
         "connect_sum",
+        "drain_until",
         "ejections_total",
         "eligible",
         "failures_total",
@@ -147,6 +150,8 @@ class BackendState:
         self.eligible = True  # healthy, not ejected, breaker not open
         self.usable = True  # enabled, and eligible or the pool is in panic
         self.admin_state = ENABLED  # or DRAINING / DISABLED, set through the admin API
+        # While DRAINING: until when it keeps serving its sticky sessions.
+        self.drain_until = 0.0
         # For /metrics: plain counters, read at scrape time. hist[i] counts
         # requests that took at most BUCKETS[i]; the last slot is +Inf.
         self.hist = [0] * (len(BUCKETS) + 1)
@@ -279,18 +284,27 @@ class PoolRuntime:
         "retries",
         "retries_by_reason",
         "retry_statuses",
+        "serving",
         "shared",
         "shared_col",
         "shared_row",
         "slow_start",
+        "sticky",
         "trials",
         "try_timeout",
         "upstream_sni",
         "upstream_ssl",
     )
 
-    def __init__(self, cfg: Pool, joining: frozenset[str] = frozenset()) -> None:
-        """``joining``: labels of backends that slow-start (new to a reloaded pool)."""
+    def __init__(
+        self,
+        cfg: Pool,
+        joining: frozenset[str] = frozenset(),
+        signer: CookieSigner | None = None,
+    ) -> None:
+        """``joining``: labels of backends that slow-start (new to a reloaded
+        pool); ``signer``: signs sticky cookies (the proxy's, shared by its
+        workers; a random one when None)."""
         self.name = cfg.name
         self.config = cfg
         self.connect_timeout = cfg.timeouts.connect
@@ -329,6 +343,16 @@ class PoolRuntime:
         self._open_breakers: list[BackendState] = []
         self.trials = False  # some breaker is half-open: picks ask it
         self.panic = False
+        # Some backend is eligible, panic aside: geo routing fails over
+        # to another region's pool while this is False.
+        self.serving = True
+        self.sticky: StickyRuntime | None = None
+        if cfg.sticky is not None:
+            from lbproxy.routing.sticky import StickyRuntime
+
+            self.sticky = StickyRuntime(
+                cfg.name, cfg.sticky, signer or CookieSigner(make_key(None)), self.backends
+            )
         self.retries = cfg.retries
         self.budget = RetryBudget(cfg.retries.budget_ratio)
         self.retries_by_reason: dict[str, int] = {}  # for /metrics
@@ -519,6 +543,7 @@ class PoolRuntime:
         backup_up = any(
             b.eligible and b.weight > 0 and b.admin_state == ENABLED for b in self._backup.backends
         )
+        self.serving = up > 0 or backup_up
         threshold = self.config.panic_threshold
         panic = (
             threshold > 0 and bool(primaries) and not backup_up and up < threshold * len(primaries)
@@ -547,7 +572,9 @@ class PoolRuntime:
         """``healthy``, ``unhealthy``, ``ejected``, ``draining`` or ``disabled``,
         as /api/status reports it."""
         if b.admin_state == DRAINING:
-            return "draining" if b.active > 0 else "disabled"
+            if b.active > 0 or (self.sticky is not None and now < b.drain_until):
+                return "draining"
+            return "disabled"
         if b.admin_state == DISABLED:
             return "disabled"
         if b.health is not None and not b.health.healthy:
@@ -599,11 +626,22 @@ class PoolRuntime:
                 return b
         raise KeyError(f"pool {self.name!r} has no backend {address!r}")
 
-    def set_admin_state(self, address: str, state: int) -> BackendState:
-        """Drain, disable or enable a backend; takes effect at the next pick."""
+    def set_admin_state(
+        self, address: str, state: int, drain_timeout: float | None = None
+    ) -> BackendState:
+        """Drain, disable or enable a backend; takes effect at the next pick.
+        ``drain_timeout``: how long a draining backend keeps sticky sessions."""
         b = self.find(address)
+        now = monotonic()
         if state == ENABLED and b.admin_state != ENABLED and self.slow_start > 0:
-            self._ramp_from(b, monotonic())
+            self._ramp_from(b, now)
+        if state == DRAINING and (b.admin_state != DRAINING or drain_timeout is not None):
+            # Sticky sessions stay on a draining backend until they end: no
+            # cookie outlives its ttl (a session cookie: an hour at most).
+            sticky = self.config.sticky
+            if drain_timeout is None:
+                drain_timeout = (sticky.ttl or 3600.0) if sticky is not None else 0.0
+            b.drain_until = now + drain_timeout
         b.admin_state = state
         self.recompute(monotonic())
         return b
@@ -626,6 +664,7 @@ class PoolRuntime:
                 b.health = before.health
             if keep_admin:
                 b.admin_state = before.admin_state
+                b.drain_until = before.drain_until
             b.requests_total = before.requests_total
             b.failures_total = before.failures_total
             b.ejections_total = before.ejections_total

@@ -35,7 +35,7 @@ log = logging.getLogger("lbproxy")
 
 # Admin changes a worker applies as the supervisor did (Proxy methods).
 _ADMIN_CALLS = frozenset(
-    {"drain", "enable", "disable", "set_weight", "add_backend", "remove_backend"}
+    {"drain", "enable", "disable", "set_weight", "add_backend", "remove_backend", "set_split"}
 )
 
 
@@ -54,7 +54,13 @@ async def _serve(control: socket.socket) -> int:
         table = mmap.mmap(spec["fd"], (spec["rows"] + 1) * spec["cols"] * 8)
         counters = _load_fast("shared").Counters(table, spec["rows"], spec["cols"], spec["fd"])
         shared = SharedCounts(counters, spec["row"], dict(spec["columns"]))
-    proxy = Proxy(start["config"], role="worker", sockets=socks, shared=shared)
+    proxy = Proxy(
+        start["config"],
+        role="worker",
+        sockets=socks,
+        shared=shared,
+        cookie_key=start["cookie_key"],
+    )
     try:
         await proxy.start()
     except Exception as exc:

@@ -83,8 +83,8 @@ class Cluster:
         return render(self.merged_metrics())
 
     # -- changes --------------------------------------------------------------------
-    def drain(self, pool: str, address: str) -> None:
-        self.supervisor.admin_change("drain", pool, address)
+    def drain(self, pool: str, address: str, timeout: float | None = None) -> None:
+        self.supervisor.admin_change("drain", pool, address, timeout)
 
     def enable(self, pool: str, address: str) -> None:
         self.supervisor.admin_change("enable", pool, address)
@@ -100,6 +100,21 @@ class Cluster:
 
     def remove_backend(self, pool: str, address: str) -> None:
         self.supervisor.admin_change("remove_backend", pool, address)
+
+    def set_split(self, listener: str, index: int, weights: dict[str, int]) -> None:
+        self.supervisor.admin_change("set_split", listener, index, weights)
+
+    # A shard directory's file is its truth: the control proxy writes it and
+    # every worker reloads it within its poll (lbproxy/routing/shard.py), so
+    # the change is neither sent to workers nor replayed over a later edit.
+    def set_shard(self, listener: str, index: int, key: str, pool: str) -> None:
+        self.supervisor.control.set_shard(listener, index, key, pool)
+
+    def delete_shard(self, listener: str, index: int, key: str) -> None:
+        self.supervisor.control.delete_shard(listener, index, key)
+
+    def shard_entries(self, listener: str, index: int) -> dict[str, str]:
+        return self.supervisor.control.shard_entries(listener, index)
 
     async def reload(self, config: Config | None = None) -> None:
         await self.supervisor.reload(config)

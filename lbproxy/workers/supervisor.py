@@ -298,6 +298,8 @@ class Supervisor:
                 "sockets": {name: s.fileno() for name, s in listen.items()},
                 "health": self.control.health(),
                 "admin": list(self.admin_log),
+                # One key signs every worker's cookies (sticky sessions).
+                "cookie_key": self.control.cookie_key,
                 "passive": passive,
                 "shared": None
                 if w.row < 0

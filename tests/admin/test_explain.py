@@ -96,3 +96,86 @@ async def test_consistent_hash_names_the_key_owner_and_matches_traffic() -> None
             _, keyless = await _explain(port, path="/api")
     assert keyless["hash_key"] is None
     assert keyless["decision"] == "no header:x-user in the request: round robin"
+
+
+def _targets_config(addresses: list[str]) -> str:
+    a, b, c = addresses
+    return f"""
+listeners:
+  - name: pub
+    bind: "127.0.0.1:0"
+    trusted_proxies: ["127.0.0.1/32"]
+    routes:
+      - match: {{path_prefix: /geo}}
+        geo:
+          regions: {{eu: {{pool: eu, failover: [us]}}, us: {{pool: us, failover: [eu]}}}}
+          default: us
+      - match: {{path_prefix: /acct}}
+        shard:
+          key: "header:X-User"
+          strategy: range
+          ranges: [{{upto: 100, pool: eu}}, {{pool: us}}]
+      - match: {{path_prefix: /rw}}
+        read_write: {{read: eu, write: us}}
+      - match: {{path_prefix: /split}}
+        split: [{{pool: eu, weight: 3}}, {{pool: us, weight: 1}}]
+      - match: {{path_prefix: /}}
+        pool: sticky
+geo:
+  networks: {{"10.1.0.0/16": eu}}
+pools:
+  eu: {{backends: [{{address: "{a}"}}]}}
+  us: {{backends: [{{address: "{b}"}}]}}
+  sticky:
+    sticky: {{cookie: srv, secure: false}}
+    backends: [{{address: "{a}"}}, {{address: "{b}"}}, {{address: "{c}"}}]
+access_log: {{format: "off"}}
+admin: {{bind: "127.0.0.1:0"}}
+"""
+
+
+async def test_explains_geo_shard_read_write_split_and_sticky_decisions() -> None:
+    async with named_backends(3) as bs:
+        addresses = [b.address for b in bs]
+        async with running_proxy(_targets_config(addresses)) as (proxy, proxy_port):
+            assert proxy.admin is not None
+            port = proxy.admin.bound_port()
+            _, geo = await _explain(port, path="/geo", header="X-Forwarded-For: 10.1.2.3")
+            proxy.disable("eu", addresses[0])
+            _, failover = await _explain(port, path="/geo", header="X-Forwarded-For: 10.1.2.3")
+            proxy.enable("eu", addresses[0])
+            _, shard = await _explain(port, path="/acct", header="X-User: 150")
+            _, keyless = await _explain(port, path="/acct")
+            _, write = await _explain(port, path="/rw", method="POST")
+            _, split = await _explain(port, path="/split")
+            # A real request gets a sticky cookie; explain reads it back.
+            async with aiohttp.ClientSession() as s:
+                async with s.get(f"http://127.0.0.1:{proxy_port}/") as r:
+                    pinned_to = r.headers["X-Backend"]
+                    cookie = r.headers["Set-Cookie"].split(";")[0]
+                async with s.get(
+                    f"http://127.0.0.1:{proxy_port}/geo", headers={"X-Forwarded-For": "10.1.0.9"}
+                ) as r:
+                    assert r.status == 200
+                async with s.get(f"http://127.0.0.1:{port}/metrics") as r:
+                    metrics = await r.text()
+            _, sticky = await _explain(port, path="/", header=f"Cookie: {cookie}")
+    assert geo["pool"] == "eu"
+    assert geo["target"]["region"] == "eu" and geo["target"]["region_from"] == "network"
+    assert geo["target"]["client_address"] == "10.1.2.3"
+    assert failover["pool"] == "us" and failover["target"]["served_region"] == "us"
+    assert "failed over past eu" in failover["target"]["decision"]
+    assert shard["pool"] == "us" and shard["target"]["key"] == "150"
+    assert keyless["pool"] is None and keyless["decision"] == "400: no shard key (header x-user)"
+    assert write["pool"] == "us"
+    assert split["pool"] is None and split["target"]["weights"] == {"eu": 3, "us": 1}
+    pinned = addresses[int(pinned_to[1:])]
+    assert sticky["sticky"] == {"cookie": "srv", "pinned": pinned}
+    assert sticky["decision"] == f"the sticky cookie pins {pinned}"
+    # /metrics names the pool that served a geo route's request.
+    assert any(
+        line.startswith("lbproxy_requests_total{")
+        and 'route="/geo"' in line
+        and 'pool="eu"' in line
+        for line in metrics.splitlines()
+    )

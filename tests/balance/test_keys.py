@@ -36,6 +36,15 @@ HEADERS = [
         (HashKey("query", "user"), b"/p?username=bob", None),
         (HashKey("query", "user"), b"/p", None),
         (HashKey("query", "u"), b"/p?u=1#frag", b"1"),
+        (HashKey("path_segment", "0"), b"/accounts/123/x", b"accounts"),
+        (HashKey("path_segment", "1"), b"/accounts/123/x", b"123"),
+        (HashKey("path_segment", "2"), b"/accounts/123/x?y=/z", b"x"),
+        (HashKey("path_segment", "3"), b"/accounts/123/x?y=/z/w", None),  # not from the query
+        (HashKey("path_segment", "1"), b"//accounts///123/", b"123"),  # empty segments skipped
+        (HashKey("path_segment", "1"), b"/accounts?id=123", None),
+        (HashKey("path_segment", "0"), b"/", None),
+        (HashKey("path_segment", "0"), b"/?a=b", None),
+        (HashKey("path_segment", "01"), b"/a/b", b"b"),
     ],
 )
 def test_key_sources(key: HashKey, target: bytes, expected: bytes | None) -> None:
@@ -49,3 +58,9 @@ def test_no_client_address_is_no_key() -> None:
 def test_unknown_source_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown hash key source"):
         key_extractor(HashKey("body"))
+
+
+@pytest.mark.parametrize("index", ["", "-1", "x", "1.5", " 1", "\u0661"])
+def test_path_segment_index_must_be_a_plain_number(index: str) -> None:
+    with pytest.raises(ValueError, match="path_segment index"):
+        key_extractor(HashKey("path_segment", index))

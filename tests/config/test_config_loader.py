@@ -24,6 +24,7 @@ from lbproxy.config import (
     load_config,
     parse_config,
 )
+from lbproxy.config.model import Sticky
 
 # Lines 1-9; tests append to it, so an appended key's line is 9 + its offset.
 MINIMAL = """\
@@ -360,7 +361,8 @@ def test_unknown_key_without_a_close_match_lists_the_known_ones() -> None:
     assert error_of(MINIMAL + "      zzz: 1\n".replace("      ", "    ")) == (
         "pools.web.zzz: unknown key (known keys: balance, backends, hash_key,"
         " hash_balance_factor, ewma_half_life, slow_start, health_check, outlier_detection,"
-        " circuit_breaker, panic_threshold, limits, retries, timeouts, keepalive, upstream_tls)"
+        " circuit_breaker, panic_threshold, limits, retries, timeouts, keepalive, upstream_tls,"
+            " sticky)"
         " (line 10)"
     )
 
@@ -394,7 +396,7 @@ pools:
       - {address: "127.0.0.1:9001", weight: "3"}
       - 127.0.0.1:9004
     keepalive: {idle_timeout: 5 sec}
-geo: {}
+geo: {networks: []}
 access_log: {format: xml}
 """
     assert errors_of(text) == [
@@ -405,7 +407,6 @@ access_log: {format: xml}
         " (leave methods out to match any) (line 6)",
         'listeners[0].routes[0].pool: no pool named "wbe" (did you mean "web"?) (line 7)',
         "listeners[0].routes[1]: has 2 targets (pool, split); a route has exactly one (line 8)",
-        "listeners[0].routes[1].split: not supported yet in this version of lbproxy (line 9)",
         'listeners[1].name: listener name "public" is already used by listeners[0] (line 10)',
         'listeners[1].routes[0]: has no target (add "pool: NAME") (line 12)',
         "pools.web.balance: must be one of round_robin, weighted_round_robin, least_connections,"
@@ -420,7 +421,7 @@ access_log: {format: xml}
         ' (write {address: "127.0.0.1:9004"}) (line 20)',
         "pools.web.keepalive.idle_timeout: not a duration (like 250ms, 2s, 1m, 1h30m),"
         ' got "5 sec" (line 21)',
-        "geo: not supported yet in this version of lbproxy (line 22)",
+        "geo.networks: must be a mapping, got a list (line 22)",
         'access_log.format: must be one of json, combined, off, got "xml" (line 23)',
     ]
 
@@ -910,21 +911,20 @@ def route_errors(route: str) -> list[str]:
             'listeners[0].routes[0]: has no target (add "pool: NAME") (line 5)',
         ),
         (
-            "      - {geo: {regions: {}}}\n",
-            "listeners[0].routes[0].geo: not supported yet in this version of lbproxy (line 5)",
+            "      - {geo: {regions: {}, default: eu}}\n",
+            "listeners[0].routes[0].geo.regions: must name at least one region (line 5)",
         ),
         (
             "      - {shard: {key: path}}\n",
-            "listeners[0].routes[0].shard: not supported yet in this version of lbproxy (line 5)",
+            "listeners[0].routes[0].shard.strategy: required key is missing (line 5)",
         ),
         (
-            "      - {read_write: {read: a, write: b}}\n",
-            "listeners[0].routes[0].read_write: not supported yet in this version of lbproxy"
-            " (line 5)",
+            "      - {read_write: {read: a, write: web}}\n",
+            'listeners[0].routes[0].read_write.read: no pool named "a" (line 5)',
         ),
         (
-            "      - {split: [{pool: web, weight: 1}]}\n",
-            "listeners[0].routes[0].split: not supported yet in this version of lbproxy (line 5)",
+            "      - {split: [{pool: web, weight: 0}]}\n",
+            "listeners[0].routes[0].split: at least one weight must be above 0 (line 5)",
         ),
         (
             "      - {pool: webb}\n",
@@ -998,7 +998,6 @@ def test_route_errors(route: str, expected: str) -> None:
 
 def test_route_with_two_targets() -> None:
     assert route_errors("      - {pool: web, shard: {key: path}}\n") == [
-        "listeners[0].routes[0].shard: not supported yet in this version of lbproxy (line 5)",
         "listeners[0].routes[0]: has 2 targets (pool, shard); a route has exactly one (line 5)",
     ]
 
@@ -1169,12 +1168,14 @@ def test_hash_key_sources(text: str, expected: HashKey) -> None:
     [
         (
             "    balance: consistent_hash\n    hash_key: ip\n",
-            "pools.web.hash_key: must be client_ip, path, header:NAME, cookie:NAME or"
+            "pools.web.hash_key: must be client_ip, path, path_segment:N, header:NAME,"
+            " cookie:NAME or"
             ' query:NAME, got "ip" (line 11)',
         ),
         (
             "    balance: consistent_hash\n    hash_key: 'header:'\n",
-            "pools.web.hash_key: must be client_ip, path, header:NAME, cookie:NAME or"
+            "pools.web.hash_key: must be client_ip, path, path_segment:N, header:NAME,"
+            " cookie:NAME or"
             ' query:NAME, got "header:" (line 11)',
         ),
         (
@@ -1223,15 +1224,19 @@ def test_weight_zero_is_a_backend_taking_no_new_requests() -> None:
     assert config.pools["web"].backends[0].weight == 0
 
 
-@pytest.mark.parametrize("key", ["sticky"])
-def test_pool_keys_not_supported_yet(key: str) -> None:
-    assert pool_errors(f"    {key}: {{x: 1}}\n") == [
-        f"pools.web.{key}: not supported yet in this version of lbproxy (line 10)"
+def test_sticky_null_or_false_is_off_and_true_takes_the_defaults() -> None:
+    assert parse_config(MINIMAL + "    sticky: null\n") == parse_config(MINIMAL)
+    assert parse_config(MINIMAL + "    sticky: false\n") == parse_config(MINIMAL)
+    sticky = parse_config(MINIMAL + "    sticky: true\n").pools["web"].sticky
+    assert sticky == Sticky(cookie="lbp_sticky", ttl=3600.0, secure=True, strict=False)
+    assert pool_errors("    sticky: {cookie: 'a b', ttl: forever}\n") == [
+        'pools.web.sticky.cookie: "a b" is not a valid cookie name (line 10)',
+        'pools.web.sticky.ttl: not a duration (like 250ms, 2s, 1m, 1h30m), got "forever"'
+        " (line 10)",
     ]
-    assert parse_config(MINIMAL + f"    {key}: null\n") == parse_config(MINIMAL)
 
 
-@pytest.mark.parametrize("key", ["geo", "cluster"])
+@pytest.mark.parametrize("key", ["cluster"])
 def test_top_level_keys_not_supported_yet_unless_null(key: str) -> None:
     assert error_of(MINIMAL + f"{key}: {{x: 1}}\n") == (
         f"{key}: not supported yet in this version of lbproxy (line 10)"

@@ -18,6 +18,7 @@ from lbproxy.config import (
     Retries,
     parse_config,
 )
+from lbproxy.config.model import Sticky
 
 # Lines 1-9; pool-level lines appended for "web" start at line 10.
 MINIMAL = """\
@@ -203,8 +204,9 @@ def test_every_key_is_read() -> None:
 
 
 def test_the_contract_example_is_valid() -> None:
-    # The pool example of CONFIG.md, less the keys not supported yet.
+    # The pool example of CONFIG.md.
     web = pool(
+        "    sticky: {cookie: lbp_sticky, ttl: 1h, secure: true, strict: false}\n"
         "    health_check: {path: /healthz, interval: 2s, timeout: 1s, healthy_threshold: 2,\n"
         '                   unhealthy_threshold: 3, expect_status: "200-399", host: null}\n'
         "    outlier_detection: {consecutive_failures: 5, base_ejection_time: 30s,\n"
@@ -222,6 +224,7 @@ def test_the_contract_example_is_valid() -> None:
     assert web.panic_threshold == 0.5
     assert web.limits == PoolLimits()
     assert web.retries == Retries(per_try_timeout=5.0)
+    assert web.sticky == Sticky()
 
 
 def test_sections_work_with_merge_keys() -> None:
@@ -954,7 +957,8 @@ def test_an_invalid_interval_is_not_compared_with_the_timeout() -> None:
     ]
 
 
-def test_sticky_is_still_not_supported() -> None:
-    assert pool_errors("    sticky: {cookie: lbp}\n    upstream_tls: {verify: true}\n") == [
-        "pools.web.sticky: not supported yet in this version of lbproxy (line 10)",
+def test_sticky_parses_beside_the_other_pool_keys() -> None:
+    extra = "    sticky: {cookie: lbp, strict: maybe}\n    upstream_tls: {verify: true}\n"
+    assert pool_errors(extra) == [
+        "pools.web.sticky.strict: must be true or false, got \"maybe\" (line 10)",
     ]

@@ -1,0 +1,404 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, embedsignature=True, autotestdict=False
+"""Longest-prefix match of client addresses, compiled.
+
+``cidr_py.py`` is the pure twin and the reference: read its docstring for
+which networks and addresses are accepted and what comes back. Both must
+return equal values and raise the same errors for every input; the test
+suite checks that, and both against ``ipaddress``, with hypothesis.
+
+The table is built by the twin's own ``split_networks`` and ``ranges`` (so
+errors and ranges are the same objects' work) and copied into C arrays:
+IPv4 range starts as uint32, IPv6 ones as (high, low) uint64 pairs, values as
+int32. A lookup reads the address text through a pointer, parses it into
+those integers following ``ipaddress``'s rules step by step (the same splits,
+the same part counts, the same checks, so the two cannot drift apart on odd
+input), and binary-searches the starts. Nothing is allocated but the result.
+
+Bounds checking is off: the parser writes its part arrays only below the
+counts it checks first, and the searches stay within 0..n-1.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.stdint cimport int32_t, uint32_t, uint64_t
+
+from lbproxy._fast.cidr_py import MAX_VALUE, ranges, split_networks
+
+__all__ = ["MAX_VALUE", "CidrTable", "canonical"]
+
+cdef extern from "Python.h":
+    # A macro over the string's header: no method call, no allocation.
+    bint PyUnicode_IS_ASCII(object o)
+    const char *PyUnicode_AsUTF8AndSize(object o, Py_ssize_t *size) except NULL
+    object PyUnicode_FromStringAndSize(const char *s, Py_ssize_t size)
+
+cdef const char *_HEXDIGITS = b"0123456789abcdef"
+
+
+cdef struct Address:
+    int version  # 4, 6, or 0: not an address
+    uint32_t v4
+    uint64_t hi
+    uint64_t lo
+
+
+# --- reading addresses ---
+
+
+cdef bint _text(object ip, const unsigned char **p, Py_ssize_t *n) except -1:
+    """Point at ``ip``'s characters; False for text that cannot be an address."""
+    if isinstance(ip, bytes):
+        p[0] = <const unsigned char *>PyBytes_AS_STRING(ip)
+        n[0] = PyBytes_GET_SIZE(ip)
+        return True
+    if isinstance(ip, str):
+        if not PyUnicode_IS_ASCII(ip):
+            return False
+        # ASCII text is its own UTF-8: this is the string's buffer, not a copy.
+        p[0] = <const unsigned char *>PyUnicode_AsUTF8AndSize(ip, n)
+        return True
+    raise TypeError(f"an address is bytes or str, got {type(ip).__name__}")
+
+
+cdef bint _ipv4(const unsigned char *s, Py_ssize_t n, uint32_t *out) noexcept nogil:
+    """A dotted quad as ``ipaddress._parse_octet`` reads one: four parts of 1-3
+    ASCII digits, no leading zero but in "0", each at most 255."""
+    cdef uint32_t acc = 0, octet = 0
+    cdef int dots = 0, digits = 0
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    for i in range(n):
+        c = s[i]
+        if c == 46:  # '.'
+            if digits == 0 or dots == 3:
+                return False
+            acc = acc << 8 | octet
+            dots += 1
+            digits = 0
+            octet = 0
+        elif 48 <= c <= 57:
+            if digits == 3 or (digits == 1 and octet == 0):
+                return False
+            octet = octet * 10 + (c - 48)
+            if octet > 255:
+                return False
+            digits += 1
+        else:
+            return False
+    if dots != 3 or digits == 0:
+        return False
+    out[0] = acc << 8 | octet
+    return True
+
+
+cdef inline int _hexval(unsigned char c) noexcept nogil:
+    if 48 <= c <= 57:
+        return c - 48
+    if 97 <= c <= 102:
+        return c - 87
+    if 65 <= c <= 70:
+        return c - 55
+    return -1
+
+
+cdef bint _ipv6(const unsigned char *s, Py_ssize_t n, Address *a) noexcept nogil:
+    """IPv6 text as ``ipaddress.IPv6Address`` reads it (Python 3.11's
+    ``_split_scope_id`` and ``_ip_int_from_string``), step for step."""
+    # Parts as spans; a dotted-quad tail becomes two parts with known values.
+    cdef Py_ssize_t starts[10]
+    cdef Py_ssize_t ends[10]
+    cdef long known[10]  # -1: parse the span
+    cdef uint32_t words[8]
+    cdef uint32_t tail
+    cdef Py_ssize_t i, end = n, pct = -1, start = 0
+    cdef int count = 0, total, skip = -1, hi, lo, k, d, j
+    cdef long value
+    for i in range(n):
+        if s[i] == 47:  # '/' anywhere
+            return False
+        if s[i] == 37:  # '%': the zone follows, non-empty, without another '%'
+            if pct >= 0:
+                return False
+            pct = i
+    if pct >= 0:
+        if pct == n - 1:
+            return False
+        end = pct
+    for i in range(end + 1):
+        if i == end or s[i] == 58:  # ':'
+            if count == 9:  # ten parts: more than "at most 8 colons" allows
+                return False
+            starts[count] = start
+            ends[count] = i
+            known[count] = -1
+            count += 1
+            start = i + 1
+    if count < 3:
+        return False
+    total = count
+    for i in range(starts[count - 1], ends[count - 1]):
+        if s[i] == 46:  # '.' in the last part: an IPv4 tail, two parts
+            if not _ipv4(s + starts[count - 1], ends[count - 1] - starts[count - 1], &tail):
+                return False
+            if count == 9:
+                return False
+            known[count - 1] = tail >> 16
+            known[count] = tail & 0xFFFF
+            total = count + 1
+            break
+    # Disregarding the ends, an empty part is where "::" stands.
+    for k in range(1, total - 1):
+        if known[k] < 0 and starts[k] == ends[k]:
+            if skip >= 0:
+                return False
+            skip = k
+    if skip >= 0:
+        hi = skip
+        lo = total - skip - 1
+        if known[0] < 0 and starts[0] == ends[0]:
+            hi -= 1
+            if hi:
+                return False
+        if known[total - 1] < 0 and starts[total - 1] == ends[total - 1]:
+            lo -= 1
+            if lo:
+                return False
+        if hi + lo > 7:
+            return False
+    else:
+        if total != 8:
+            return False
+        hi = 8
+        lo = 0
+    for k in range(8):
+        words[k] = 0
+    for k in range(hi + lo):
+        j = k if k < hi else total - lo + (k - hi)
+        if known[j] >= 0:
+            value = known[j]
+        else:
+            if ends[j] - starts[j] < 1 or ends[j] - starts[j] > 4:
+                return False
+            value = 0
+            for i in range(starts[j], ends[j]):
+                d = _hexval(s[i])
+                if d < 0:
+                    return False
+                value = value * 16 + d
+        words[k if k < hi else 8 - lo + (k - hi)] = <uint32_t>value
+    a.hi = (<uint64_t>words[0] << 48 | <uint64_t>words[1] << 32
+            | <uint64_t>words[2] << 16 | <uint64_t>words[3])
+    a.lo = (<uint64_t>words[4] << 48 | <uint64_t>words[5] << 32
+            | <uint64_t>words[6] << 16 | <uint64_t>words[7])
+    if a.hi == 0 and a.lo >> 32 == 0xFFFF:  # IPv4-mapped: an IPv4 client
+        a.version = 4
+        a.v4 = <uint32_t>a.lo  # the low 32 bits
+    else:
+        a.version = 6
+    return True
+
+
+cdef bint _parse(object ip, Address *a) except -1:
+    cdef const unsigned char *s
+    cdef Py_ssize_t n, i
+    a.version = 0
+    if not _text(ip, &s, &n):
+        return False
+    for i in range(n):
+        if s[i] == 58:  # IPv6 text has two ':' at least; IPv4 text has none
+            return _ipv6(s, n, a)
+    if _ipv4(s, n, &a.v4):
+        a.version = 4
+        return True
+    return False
+
+
+# --- writing them ---
+
+
+cdef char *_put_decimal(char *out, unsigned int v) noexcept:
+    if v >= 100:
+        out[0] = <char>(48 + v // 100)
+        out += 1
+    if v >= 10:
+        out[0] = <char>(48 + v // 10 % 10)
+        out += 1
+    out[0] = <char>(48 + v % 10)
+    return out + 1
+
+
+cdef char *_put_hex(char *out, unsigned int v) noexcept:
+    cdef int shift = 12
+    while shift > 0 and (v >> shift) == 0:
+        shift -= 4
+    while shift >= 0:
+        out[0] = _HEXDIGITS[(v >> shift) & 15]
+        out += 1
+        shift -= 4
+    return out
+
+
+cdef str _format_ipv4(uint32_t v):
+    cdef char buf[16]
+    cdef char *out = _put_decimal(buf, v >> 24)
+    out[0] = b'.'
+    out = _put_decimal(out + 1, (v >> 16) & 255)
+    out[0] = b'.'
+    out = _put_decimal(out + 1, (v >> 8) & 255)
+    out[0] = b'.'
+    out = _put_decimal(out + 1, v & 255)
+    return PyUnicode_FromStringAndSize(buf, out - buf)
+
+
+cdef str _format_ipv6(uint64_t hi, uint64_t lo):
+    """RFC 5952: lowercase, no leading zeros, the longest run of two or more
+    zero groups as "::" (the first on a tie), as ``str(IPv6Address)``."""
+    cdef unsigned int w[8]
+    cdef char buf[48]
+    cdef char *out = buf
+    cdef int i, run = 0, best = -1, best_len = 1
+    for i in range(4):
+        w[i] = (hi >> (48 - 16 * i)) & 0xFFFF
+        w[i + 4] = (lo >> (48 - 16 * i)) & 0xFFFF
+    for i in range(8):
+        run = run + 1 if w[i] == 0 else 0
+        if run > best_len:
+            best = i - run + 1
+            best_len = run
+    if best < 0:
+        best = 8  # no run: every group written, none skipped
+        best_len = 0
+    for i in range(best):
+        if i:
+            out[0] = b':'
+            out += 1
+        out = _put_hex(out, w[i])
+    if best < 8:
+        out[0] = b':'
+        out[1] = b':'
+        out += 2
+        for i in range(best + best_len, 8):
+            if i > best + best_len:
+                out[0] = b':'
+                out += 1
+            out = _put_hex(out, w[i])
+    return PyUnicode_FromStringAndSize(buf, out - buf)
+
+
+def canonical(ip):
+    """``ip`` as a dotted quad (IPv4, mapped IPv6) or RFC 5952 text; None
+    when it is not an address. See ``cidr_py``."""
+    cdef Address a
+    if not _parse(ip, &a):
+        return None
+    if a.version == 4:
+        return _format_ipv4(a.v4)
+    return _format_ipv6(a.hi, a.lo)
+
+
+# --- the table ---
+
+
+cdef class CidrTable:
+    """Longest-prefix match over IPv4 and IPv6 networks; see ``cidr_py``."""
+
+    cdef uint32_t *_v4_starts
+    cdef int32_t *_v4_values
+    cdef Py_ssize_t _v4_n
+    cdef uint64_t *_v6_hi
+    cdef uint64_t *_v6_lo
+    cdef int32_t *_v6_values
+    cdef Py_ssize_t _v6_n
+    cdef Py_ssize_t _size
+
+    def __cinit__(self):
+        self._v4_starts = NULL
+        self._v4_values = NULL
+        self._v6_hi = NULL
+        self._v6_lo = NULL
+        self._v6_values = NULL
+        self._v4_n = self._v6_n = self._size = 0
+
+    def __init__(self, entries):
+        cdef Py_ssize_t i
+        v4, v6 = split_networks(entries)
+        starts4, values4 = ranges(v4, 32)
+        starts6, values6 = ranges(v6, 128)
+        self._release()  # __init__ called again: the old arrays go
+        self._v4_starts = <uint32_t *>PyMem_Malloc(len(starts4) * sizeof(uint32_t))
+        self._v4_values = <int32_t *>PyMem_Malloc(len(values4) * sizeof(int32_t))
+        self._v6_hi = <uint64_t *>PyMem_Malloc(len(starts6) * sizeof(uint64_t))
+        self._v6_lo = <uint64_t *>PyMem_Malloc(len(starts6) * sizeof(uint64_t))
+        self._v6_values = <int32_t *>PyMem_Malloc(len(values6) * sizeof(int32_t))
+        if (self._v4_starts == NULL or self._v4_values == NULL or self._v6_hi == NULL
+                or self._v6_lo == NULL or self._v6_values == NULL):
+            self._release()
+            raise MemoryError()
+        for i in range(len(starts4)):
+            self._v4_starts[i] = starts4[i]
+            self._v4_values[i] = values4[i]
+        for i in range(len(starts6)):
+            self._v6_hi[i] = starts6[i] >> 64
+            self._v6_lo[i] = starts6[i] & 0xFFFFFFFFFFFFFFFF
+            self._v6_values[i] = values6[i]
+        self._v4_n = len(starts4)
+        self._v6_n = len(starts6)
+        self._size = len(v4) + len(v6)
+
+    cdef void _release(self) noexcept:
+        PyMem_Free(self._v4_starts)
+        PyMem_Free(self._v4_values)
+        PyMem_Free(self._v6_hi)
+        PyMem_Free(self._v6_lo)
+        PyMem_Free(self._v6_values)
+        self._v4_starts = NULL
+        self._v4_values = NULL
+        self._v6_hi = NULL
+        self._v6_lo = NULL
+        self._v6_values = NULL
+        self._v4_n = self._v6_n = self._size = 0
+
+    def __dealloc__(self):
+        self._release()
+
+    def __len__(self):
+        """The number of distinct networks."""
+        return self._size
+
+    def lookup(self, ip):
+        """The value of the longest network holding ``ip``; -1 for none, or
+        when ``ip`` is not an address."""
+        cdef Address a
+        if not _parse(ip, &a):
+            return -1
+        if a.version == 4:
+            return self._find4(a.v4)
+        return self._find6(a.hi, a.lo)
+
+    cdef int32_t _find4(self, uint32_t x) noexcept:
+        # Last start <= x; starts[0] is 0, so there is one.
+        cdef Py_ssize_t low = 0, high = self._v4_n, mid
+        if high == 0:  # never initialised
+            return -1
+        while high - low > 1:
+            mid = (low + high) >> 1
+            if self._v4_starts[mid] <= x:
+                low = mid
+            else:
+                high = mid
+        return self._v4_values[low]
+
+    cdef int32_t _find6(self, uint64_t hi, uint64_t lo) noexcept:
+        cdef Py_ssize_t low = 0, high = self._v6_n, mid
+        cdef uint64_t mh
+        if high == 0:
+            return -1
+        while high - low > 1:
+            mid = (low + high) >> 1
+            mh = self._v6_hi[mid]
+            if mh < hi or (mh == hi and self._v6_lo[mid] <= lo):
+                low = mid
+            else:
+                high = mid
+        return self._v6_values[low]

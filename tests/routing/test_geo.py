@@ -1,0 +1,335 @@
+"""``GeoResolver``: trusted header, then networks, then the MaxMind DB, then
+the default; each source, their precedence, and what is ignored. Every test
+runs with the compiled ``cidr`` module and with its pure twin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from lbproxy.config.model import GeoLookup
+from lbproxy.routing import geo
+from lbproxy.routing.geo import GeoResolver
+from tests.geo_db import TEST_NETWORKS, country_record, write_db
+
+FastImpl = Callable[[str], ModuleType]
+Headers = list[tuple[bytes, bytes]]
+
+REGIONS = {"eu", "us", "asia"}
+COUNTRIES = (("DE", "eu"), ("FR", "eu"), ("US", "us"), ("JP", "asia"), ("SG", "asia"))
+CONTINENTS = (("EU", "eu"), ("AF", "eu"), ("NA", "us"), ("SA", "us"), ("AS", "asia"))
+NETWORKS = (
+    ("10.1.0.0/16", "eu"),
+    ("10.2.0.0/16", "us"),
+    ("2001:db8:1::/48", "asia"),
+    ("81.2.3.0/24", "us"),  # inside the database's FR network: networks come first
+    ("fe80::/10", "eu"),
+)
+
+
+@pytest.fixture(autouse=True)
+def cidr_impl(fast_impl: FastImpl, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The resolver's ``cidr`` module: compiled, then pure."""
+    mod = fast_impl("cidr")
+    monkeypatch.setattr(geo, "_cidr", mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_db(tmp_path_factory.mktemp("geo") / "country.mmdb", TEST_NETWORKS)
+
+
+@pytest.fixture
+def lookup(database: Path) -> GeoLookup:
+    return GeoLookup(
+        trust_header="X-Client-Region",
+        networks=NETWORKS,
+        database=str(database),
+        countries=COUNTRIES,
+        continents=CONTINENTS,
+    )
+
+
+@pytest.fixture
+def resolver(lookup: GeoLookup) -> Iterator[GeoResolver]:
+    r = GeoResolver(lookup, REGIONS)
+    yield r
+    r.close()
+
+
+def hdr(value: bytes, name: bytes = b"X-Client-Region") -> Headers:
+    return [(b"Host", b"site.test"), (name, value), (b"Accept", b"*/*")]
+
+
+# --- each source ---
+
+
+def test_trusted_header_wins(resolver: GeoResolver) -> None:
+    # 10.1.2.3 is in eu's network, but a trusted edge said asia.
+    assert resolver.region(b"10.1.2.3", True, hdr(b"asia")) == ("asia", "header")
+    assert resolver.region(b"81.1.1.1", True, hdr(b"us")) == ("us", "header")
+
+
+@pytest.mark.parametrize("name", [b"x-client-region", b"X-CLIENT-REGION", b"x-Client-Region"])
+def test_header_name_is_case_insensitive(resolver: GeoResolver, name: bytes) -> None:
+    assert resolver.region(b"10.1.2.3", True, hdr(b"us", name)) == ("us", "header")
+
+
+def test_header_value_whitespace_is_trimmed(resolver: GeoResolver) -> None:
+    assert resolver.region(b"10.1.2.3", True, hdr(b" us\t")) == ("us", "header")
+
+
+def test_last_header_counts(resolver: GeoResolver) -> None:
+    headers = [(b"X-Client-Region", b"us"), (b"x-client-region", b"asia")]
+    assert resolver.region(b"10.1.2.3", True, headers) == ("asia", "header")
+
+
+def test_untrusted_header_is_ignored(resolver: GeoResolver) -> None:
+    assert resolver.region(b"10.1.2.3", False, hdr(b"asia")) == ("eu", "network")
+    assert resolver.region(b"81.1.1.1", False, hdr(b"asia")) == ("eu", "database")
+
+
+@pytest.mark.parametrize("value", [b"mars", b"", b"EU", b"eu,us", b"\xff"])
+def test_unknown_region_in_header_is_ignored(resolver: GeoResolver, value: bytes) -> None:
+    assert resolver.region(b"10.2.0.1", True, hdr(value)) == ("us", "network")
+
+
+def test_header_names_only_regions_given(lookup: GeoLookup) -> None:
+    # "asia" is a region in the config's networks but not one the targets define.
+    r = GeoResolver(lookup, {"eu", "us"})
+    try:
+        assert r.region(b"10.2.0.1", True, hdr(b"asia")) == ("us", "network")
+        assert r.region(b"10.2.0.1", True, hdr(b"eu")) == ("eu", "header")
+    finally:
+        r.close()
+
+
+def test_no_trust_header_configured(lookup: GeoLookup) -> None:
+    r = GeoResolver(GeoLookup(networks=lookup.networks), REGIONS)
+    assert r.region(b"10.1.2.3", True, hdr(b"asia")) == ("eu", "network")
+
+
+def test_networks(resolver: GeoResolver) -> None:
+    assert resolver.region(b"10.1.255.255", False, []) == ("eu", "network")
+    assert resolver.region(b"10.2.0.0", False, []) == ("us", "network")
+    assert resolver.region(b"2001:db8:1:ffff::1", False, []) == ("asia", "network")
+    assert resolver.region(b"fe80::1%eth0", False, []) == ("eu", "network")  # a zone is ignored
+
+
+def test_networks_before_database(resolver: GeoResolver) -> None:
+    assert resolver.region(b"81.2.3.4", False, []) == ("us", "network")
+    assert resolver.region(b"81.2.4.4", False, []) == ("eu", "database")  # FR, outside it
+
+
+@pytest.mark.parametrize(
+    ("ip", "region"),
+    [
+        (b"81.1.1.1", "eu"),  # DE
+        (b"81.2.200.1", "eu"),  # FR, the nested network
+        (b"8.8.8.8", "us"),  # US
+        (b"1.2.3.4", "asia"),  # JP
+        (b"41.1.1.1", "eu"),  # ZA is no region's country: continent AF is eu's
+        (b"200.1.1.1", "us"),  # BR: continent SA
+        (b"198.51.100.7", "asia"),  # no country: registered_country SG
+        (b"2001:db8:de::1", "eu"),  # IPv6: DE
+        (b"2001:db8:5:1::1", "us"),
+        (b"2001:db8:a5::1", "asia"),  # KR: continent AS
+        (b"::ffff:81.1.1.1", "eu"),  # IPv4-mapped: looked up as IPv4
+        (b"::FFFF:808:808", "us"),  # the same, hex spelling
+    ],
+)
+def test_database(resolver: GeoResolver, ip: bytes, region: str) -> None:
+    assert resolver.region(ip, False, []) == (region, "database")
+
+
+def test_mapped_address_matches_ipv4_network(resolver: GeoResolver) -> None:
+    assert resolver.region(b"::ffff:10.1.2.3", False, []) == ("eu", "network")
+
+
+@pytest.mark.parametrize(
+    "ip",
+    [
+        b"100.64.0.1",  # a record, nothing in it mapped
+        b"9.9.9.9",  # no record
+        b"2001:db8:ffff::1",  # no record, IPv6
+        b"::1",
+        b"not-an-address",
+        b"",
+        b"010.8.0.1",  # getaddrinfo would read octal 8.8.0.1 (US); ipaddress rejects it
+        b"8.8.8.8:443",
+    ],
+)
+def test_default(resolver: GeoResolver, ip: bytes) -> None:
+    assert resolver.region(ip, False, []) == ("", "default")
+    assert resolver.region(ip, True, hdr(b"nowhere")) == ("", "default")
+
+
+def test_header_places_a_client_with_no_address(resolver: GeoResolver) -> None:
+    assert resolver.region(b"garbage", True, hdr(b"eu")) == ("eu", "header")
+
+
+def test_default_region_given(lookup: GeoLookup) -> None:
+    r = GeoResolver(lookup, REGIONS, default="us")
+    try:
+        assert r.region(b"9.9.9.9", False, []) == ("us", "default")
+    finally:
+        r.close()
+
+
+# --- configurations and lifecycle ---
+
+
+def test_database_only(database: Path) -> None:
+    r = GeoResolver(GeoLookup(database=str(database), countries=COUNTRIES), REGIONS)
+    try:
+        assert r.region(b"10.1.2.3", True, hdr(b"us")) == ("", "default")  # no header, no net
+        assert r.region(b"81.1.1.1", False, []) == ("eu", "database")
+        assert r.region(b"41.1.1.1", False, []) == ("", "default")  # no continents mapped
+    finally:
+        r.close()
+
+
+def test_nothing_configured() -> None:
+    r = GeoResolver(GeoLookup(), REGIONS, default="eu")
+    assert r.region(b"8.8.8.8", True, hdr(b"us")) == ("eu", "default")
+    r.close()
+
+
+def test_ipv4_only_database(tmp_path: Path) -> None:
+    path = write_db(tmp_path / "v4.mmdb", [("8.8.0.0/16", country_record("US", "NA"))], 4)
+    r = GeoResolver(GeoLookup(database=str(path), countries=COUNTRIES), REGIONS)
+    try:
+        assert r.region(b"8.8.8.8", False, []) == ("us", "database")
+        assert r.region(b"::ffff:8.8.8.8", False, []) == ("us", "database")
+        assert r.region(b"2001:db8::1", False, []) == ("", "default")  # not an error
+    finally:
+        r.close()
+
+
+def test_close_keeps_answering(resolver: GeoResolver) -> None:
+    resolver.close()
+    resolver.close()
+    assert resolver.region(b"10.1.2.3", False, []) == ("eu", "network")
+    assert resolver.region(b"81.1.1.1", False, []) == ("", "default")
+    assert resolver.region(b"81.1.1.1", True, hdr(b"asia")) == ("asia", "header")
+
+
+def test_a_resolver_per_config(lookup: GeoLookup) -> None:
+    # Reload: the new resolver answers from the new config while the old one
+    # is still open, then the old one is closed.
+    old = GeoResolver(lookup, REGIONS)
+    new = GeoResolver(GeoLookup(networks=(("10.1.0.0/16", "us"),)), REGIONS)
+    assert old.region(b"10.1.2.3", False, []) == ("eu", "network")
+    assert new.region(b"10.1.2.3", False, []) == ("us", "network")
+    old.close()
+    assert new.region(b"10.1.2.3", False, []) == ("us", "network")
+
+
+def test_missing_database(tmp_path: Path) -> None:
+    with pytest.raises(OSError):
+        GeoResolver(GeoLookup(database=str(tmp_path / "nope.mmdb")), REGIONS)
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mmdb"
+    bad.write_bytes(b"not a MaxMind DB" * 100)
+    with pytest.raises(ValueError, match="not a MaxMind DB"):
+        GeoResolver(GeoLookup(database=str(bad)), REGIONS)
+
+
+def test_bad_network() -> None:
+    with pytest.raises(ValueError, match="not a network"):
+        GeoResolver(GeoLookup(networks=(("10.1.0.0/33", "eu"),)), REGIONS)
+
+
+def test_attributes(resolver: GeoResolver) -> None:
+    assert resolver.regions == frozenset(REGIONS)
+    assert resolver.default == ""
+
+
+# --- the database cache ---
+
+
+class CountingReader:
+    """Wraps the resolver's reader to count the lookups that reach it."""
+
+    def __init__(self, reader: object) -> None:
+        self.reader = reader
+        self.calls = 0
+
+    def get(self, ip: str) -> object:
+        self.calls += 1
+        return self.reader.get(ip)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.reader.close()  # type: ignore[attr-defined]
+
+
+def _counting(resolver: GeoResolver) -> CountingReader:
+    counter = CountingReader(resolver._reader)
+    resolver._reader = counter  # type: ignore[assignment]
+    return counter
+
+
+def test_repeat_clients_skip_the_database(lookup: GeoLookup) -> None:
+    r = GeoResolver(lookup, REGIONS, cache_size=8)
+    counter = _counting(r)
+    try:
+        for _ in range(3):
+            assert r.region(b"81.1.1.1", False, []) == ("eu", "database")
+            assert r.region(b"9.9.9.9", False, []) == ("", "default")  # "nothing" is cached too
+        assert counter.calls == 2
+        # Header and networks answers never reach the database or the cache.
+        assert r.region(b"10.1.2.3", True, hdr(b"us")) == ("us", "header")
+        assert r.region(b"10.1.2.3", False, []) == ("eu", "network")
+        assert counter.calls == 2
+    finally:
+        r.close()
+
+
+def test_cache_is_bounded_and_stays_right(lookup: GeoLookup) -> None:
+    r = GeoResolver(lookup, REGIONS, cache_size=3)
+    counter = _counting(r)
+    ips = [f"81.1.1.{i}".encode() for i in range(10)] + [f"8.8.8.{i}".encode() for i in range(10)]
+    try:
+        for _ in range(3):
+            for ip in ips:
+                want = "eu" if ip.startswith(b"81.") else "us"
+                assert r.region(ip, False, []) == (want, "database")
+                assert len(r._cache) <= 3 and len(r._old) <= 3
+        assert counter.calls == 3 * len(ips)  # a cycle longer than the cache always misses
+        # An address in the old generation is found there and moves back.
+        r.region(b"8.8.8.100", False, [])
+        r.region(b"8.8.8.101", False, [])
+        calls = counter.calls
+        assert r.region(b"8.8.8.9", False, []) == ("us", "database")
+        assert counter.calls == calls
+    finally:
+        r.close()
+
+
+def test_no_cache(lookup: GeoLookup) -> None:
+    r = GeoResolver(lookup, REGIONS, cache_size=0)
+    counter = _counting(r)
+    try:
+        for _ in range(3):
+            assert r.region(b"81.1.1.1", False, []) == ("eu", "database")
+        assert counter.calls == 3
+        assert not r._cache
+    finally:
+        r.close()
+
+
+def test_negative_cache_size(lookup: GeoLookup) -> None:
+    with pytest.raises(ValueError, match="cache_size must be >= 0"):
+        GeoResolver(lookup, REGIONS, cache_size=-1)
+
+
+def test_close_empties_the_cache(resolver: GeoResolver) -> None:
+    assert resolver.region(b"81.1.1.1", False, []) == ("eu", "database")
+    resolver.close()
+    assert resolver.region(b"81.1.1.1", False, []) == ("", "default")

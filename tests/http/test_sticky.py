@@ -171,3 +171,20 @@ async def test_drain_keeps_existing_sessions_but_takes_no_new_ones() -> None:
             assert states[address] == "disabled"
             status, name, again = await _get(port, cookie)
             assert status == 200 and name != first and again is not None
+
+
+async def test_a_second_drain_sets_a_new_deadline_and_pool_changes_keep_it() -> None:
+    async with named_backends(3) as bs:
+        addresses = [b.address for b in bs[:2]]
+        async with running_proxy(_config(addresses, STICKY)) as (proxy, port):
+            _, first, set_cookie = await _get(port)
+            cookie = _value(set_cookie)
+            address = bs[int(first[1:])].address
+            proxy.drain("web", address, timeout=600)
+            # Adding a backend rebuilds the pool: the drain and its deadline stay.
+            proxy.add_backend("web", bs[2].address)
+            assert (await _get(port, cookie))[:2] == (200, first)
+            # Draining again with timeout 0: the sessions move at once.
+            proxy.drain("web", address, timeout=0)
+            status, name, again = await _get(port, cookie)
+            assert status == 200 and name != first and again is not None

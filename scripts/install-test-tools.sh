@@ -2,7 +2,8 @@
 # Install the external programs the test suite runs against lbproxy:
 # slowhttptest (slow-header and slow-body attacks, tests/http/test_hostile_clients.py)
 # and Chromium (the admin dashboard, driven headless by Playwright in
-# tests/admin/test_dashboard.py), and curl (a real HTTPS client, tests/http/test_tls.py).
+# tests/admin/test_dashboard.py), curl (a real HTTPS client, tests/http/test_tls.py)
+# and openssl (s_client offering one key-exchange group, tests/tls/test_context.py).
 #
 # Unlike bench/install-tools.sh this is fatal: a test that needs a tool fails
 # without it, so a missing tool should stop scripts/test.sh with a clear
@@ -16,7 +17,7 @@ export PATH="$PATH:/usr/sbin:/usr/local/sbin:/sbin"
 have() { command -v "$1" >/dev/null 2>&1; }
 
 # tool -> Debian package
-declare -A PACKAGE=([slowhttptest]=slowhttptest [chromium]=chromium [curl]=curl)
+declare -A PACKAGE=([slowhttptest]=slowhttptest [chromium]=chromium [curl]=curl [openssl]=openssl)
 
 missing=()
 for tool in "${!PACKAGE[@]}"; do

@@ -34,6 +34,7 @@ from lbproxy.tls.certfiles import (
     stamp,
 )
 from lbproxy.tls.errors import TlsError
+from lbproxy.tls.groups import restrict_groups
 from lbproxy.tls.sni import NameTable
 
 __all__ = [
@@ -105,6 +106,7 @@ def server_context(settings: TlsSettings, ca_pem: str | None) -> ssl.SSLContext:
     ctx.set_ciphers(TLS12_CIPHERS)
     ctx.options |= _OPTIONS
     ctx.options &= ~ssl.OP_NO_TICKET  # tickets on: resumption without a shared cache
+    restrict_groups(ctx)  # no X448 or P-521 (Mozilla intermediate)
     if settings.alpn:
         ctx.set_alpn_protocols(list(settings.alpn))
     if ca_pem is not None:

@@ -612,3 +612,28 @@ async def test_session_resumption(
         assert reused
     assert [s.reused for s in srv.seen] == [False, True]
     assert store.resumed == 1
+
+
+@pytest.mark.parametrize(
+    ("group", "accepted"),
+    [("X25519", True), ("P-256", True), ("P-384", True), ("X448", False), ("P-521", False)],
+)
+async def test_key_exchange_groups_are_those_of_mozilla_intermediate(
+    tmp_path: Path,
+    leaves: dict[str, trustme.LeafCert],
+    group: str,
+    accepted: bool,
+) -> None:
+    # openssl s_client offers exactly one group; OpenSSL's defaults would take all five.
+    store = store_of(tmp_path, leaves, "b")
+    async with serving(store) as srv:
+        proc = await asyncio.create_subprocess_exec(
+            "openssl", "s_client", "-connect", f"127.0.0.1:{srv.port}",
+            "-servername", "b.test", "-groups", group, "-tls1_3",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    text = out.decode(errors="replace")
+    assert ("Cipher is TLS_" in text) == accepted, text

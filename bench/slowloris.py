@@ -71,10 +71,15 @@ async def _hold(port: int, drip: float, stop_at: float, stats: dict[str, int]) -
             writer.close()
 
 
-def _attack(port: int, n: int, drip: float, seconds: float, report: str) -> None:
+def _attack(
+    port: int, n: int, drip: float, seconds: float, report: str, idle_class: bool = True
+) -> None:
     """Child process: ``n`` attackers for ``seconds``; writes a summary line to ``report``."""
-    # Beside wrk and the backend, away from the proxy's CPU.
+    # Beside wrk and the backend, away from the proxy's CPU, and (unless
+    # --attacker-cpu-shared) in the kernel's idle class: see the module docstring.
     os.sched_setaffinity(0, {1} if (os.cpu_count() or 1) > 1 else {0})
+    if idle_class:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
     async def main() -> None:
         stats = {"open": 0, "got_408": 0, "connect_errors": 0}
@@ -98,7 +103,9 @@ def _attack(port: int, n: int, drip: float, seconds: float, report: str) -> None
                 f"connect_errors={stats['connect_errors']}\n"
             )
 
-    asyncio.run(main())
+    import uvloop  # a cheaper attacker: less of CPU 1 taken from wrk and nginx
+
+    uvloop.run(main())
 
 
 def _open_now(report: Path) -> int:
@@ -134,6 +141,12 @@ def main() -> int:
         action="store_true",
         help="aim the attack at the nginx backend instead of lbproxy: what the attackers'"
         " own CPU use (beside wrk on CPU 1) does to the measured latency",
+    )
+    ap.add_argument(
+        "--attacker-cpu-shared",
+        action="store_true",
+        help="run the attackers at wrk's and nginx's priority (the old, unfair setup: their"
+        " own CPU use then shows up in the latency measured)",
     )
     ap.add_argument("--output", type=Path, help="Markdown report (default bench/results/...)")
     args = ap.parse_args()
@@ -178,7 +191,15 @@ def main() -> int:
         attack_s = args.duration + 20.0
         target = backend_port if args.control else port
         attacker = multiprocessing.get_context("spawn").Process(
-            target=_attack, args=(target, args.attackers, args.drip, attack_s, str(report))
+            target=_attack,
+            args=(
+                target,
+                args.attackers,
+                args.drip,
+                attack_s,
+                str(report),
+                not args.attacker_cpu_shared,
+            ),
         )
         attacker.start()
         deadline = time.monotonic() + 15
@@ -203,7 +224,9 @@ def main() -> int:
         "",
         f"Command: `{' '.join([sys.executable, *sys.argv])}`  ",
         f"lbproxy on CPU 0 (`timeouts.header: {args.header_timeout}`); nginx backend, wrk and"
-        f" the attackers on CPU 1. Normal load: {args.rate:.0f} req/s over 50 connections"
+        " the attackers on CPU 1, the attackers "
+        + ("at the same priority" if args.attacker_cpu_shared else "in SCHED_IDLE")
+        + f". Normal load: {args.rate:.0f} req/s over 50 connections"
         " (wrk + bench/lua/fixed_rate.lua).",
         (
             "**Control run: the attack went to the nginx backend, not lbproxy.** "

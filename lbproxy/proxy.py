@@ -30,7 +30,6 @@ from lbproxy.http.exchange import wake_queue
 from lbproxy.http.listener import ListenerRuntime
 from lbproxy.http.pool import DISABLED, DRAINING, ENABLED, BackendState, PoolRuntime
 from lbproxy.routing.targets import ShardChooserRuntime, SplitChooser, TargetEnv
-from lbproxy.samples import SampleBackends
 from lbproxy.tls import CertificateStore, TlsError
 from lbproxy.tracing import T_REQUEST_ID, T_TRACEPARENT
 
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
     from lbproxy._fast.shared import Counters
     from lbproxy.admin import AdminServer
     from lbproxy.routing.geo import GeoResolver
+    from lbproxy.samples import SampleBackends
 
 log = logging.getLogger("lbproxy")
 
@@ -149,6 +149,10 @@ class Proxy:
         self._loop = loop
         cfg = self.config
         if cfg.sample_backends and self.role != "worker":
+            # Imported here: the samples are aiohttp servers, and aiohttp is about
+            # 12 MiB of RSS a proxy without them (or an admin API) never needs.
+            from lbproxy.samples import SampleBackends
+
             self.samples = SampleBackends(cfg.sample_backends)
             try:
                 await self.samples.start()

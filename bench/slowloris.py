@@ -12,6 +12,17 @@ incomplete request head and one more header line every ``--drip`` seconds;
 when lbproxy answers 408 and closes (``timeouts.header``), it reconnects, so
 the count stays up for the whole measurement.
 
+The attackers run on CPU 1 beside wrk and nginx (CPU 0 is the proxy's), but
+in the kernel's SCHED_IDLE class and on uvloop: they get CPU 1 only when wrk
+and nginx leave it idle. Before, they ran at the same priority on asyncio's
+loop, and 1,000 Python coroutines dripping and reconnecting took enough of
+CPU 1 to delay wrk's own sends and reads: aimed at nginx instead of lbproxy
+(``--control``), that alone raised the measured p99 1.7x (results of
+2026-11-29 01:27), so the ratio measured the attack tool as much as lbproxy.
+The attack reaching the proxy is the same (same connections, drips and
+reconnects; the report shows how many stayed open and how many 408s came
+back); ``--attacker-cpu-shared`` restores the old setup for comparison.
+
 Reports p50/p99/p99.9 of the normal requests in both phases and their ratio,
 lbproxy's RSS during the attack (and its peak), how many attack connections
 were open, and how many 408s they got. The hardening issue's targets: normal

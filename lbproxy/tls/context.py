@@ -99,6 +99,30 @@ class TlsSettings:
         return tuple(dict.fromkeys(paths))
 
 
+class DirectSSLObject(ssl.SSLObject):
+    """An ``ssl.SSLObject`` whose hot methods are the C methods themselves.
+
+    The event loop's TLS transport calls ``read``, ``write`` and ``pending`` on
+    the SSLObject for every record; ``ssl.SSLObject`` defines each as a Python
+    method that only forwards to the C object (``self._sslobj``), one Python
+    frame per call. Bound here as instance attributes, they are found before the
+    class's methods and the loop calls the C methods directly. Results are the
+    same (the forwarding methods pass them through); the one difference is that
+    ``read`` takes its size positionally and has no default, as every event loop
+    calls it. Methods called once per connection keep ssl.py's versions.
+    """
+
+    @classmethod
+    def _create(cls, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self = super()._create(*args, **kwargs)
+        inner = self._sslobj
+        self.read = inner.read
+        self.write = inner.write
+        self.pending = inner.pending
+        self.do_handshake = inner.do_handshake
+        return self
+
+
 def server_context(settings: TlsSettings, ca_pem: str | None) -> ssl.SSLContext:
     """A server context with the secure defaults and no certificate loaded yet."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -161,6 +185,9 @@ class CertificateStore:
         self._seen = self._snapshot.stamps
         self.context = server_context(settings, self._snapshot.ca_pem)
         self.context.sni_callback = self._on_server_name
+        # Connections are made from this context (the SNI callback only swaps
+        # the certificate): its SSLObjects skip ssl.py's forwarding methods.
+        self.context.sslobject_class = DirectSSLObject
         self.handshakes: dict[str, int] = {}  # TLS version -> completed handshakes
         self.resumed = 0  # of those, how many resumed a session
 

@@ -114,7 +114,7 @@ class DirectSSLObject(ssl.SSLObject):
 
     @classmethod
     def _create(cls, *args, **kwargs):  # type: ignore[no-untyped-def]
-        self = super()._create(*args, **kwargs)
+        self = super()._create(*args, **kwargs)  # type: ignore[misc]
         inner = self._sslobj
         self.read = inner.read
         self.write = inner.write

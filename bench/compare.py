@@ -9,8 +9,10 @@ process tree's CPU time, which gives "CPU microseconds per request": the number
 that stays meaningful even when the load generator, not the proxy, is the
 bottleneck.
 
-Standard library only (Python 3.11+). See bench/README.md for usage and for
-what each column means. Run ``bench/install-tools.sh`` first on a fresh machine.
+Standard library only (Python 3.11+); the HTTPS scenarios also need
+``cryptography`` (an lbproxy dependency) for their certificate. See
+bench/README.md for usage and for what each column means. Run
+``bench/install-tools.sh`` first on a fresh machine.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import shlex
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import struct
 import subprocess
@@ -68,6 +71,12 @@ class Scenario:
     # Fixed request rate (bench/lua/fixed_rate.lua, --latency-connections)
     # instead of as fast as possible; also measured without a proxy ("direct").
     paced: bool = False
+    # wrk speaks HTTPS to a second instance of each proxy that terminates TLS
+    # (TLS_PROXIES, one shared certificate) and proxies plain HTTP.
+    tls: bool = False
+    # > 0: instances of each proxy with this many workers (WORKER_PROXIES),
+    # their own backend and wrk -t/-c WORKERS_WRK, nothing pinned.
+    workers: int = 0
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -92,6 +101,13 @@ SCENARIOS: dict[str, Scenario] = {
             lua="fixed_rate.lua",
             paced=True,
         ),
+        Scenario("https", "HTTPS keep-alive, TLS terminated by the proxy", tls=True),
+        Scenario(
+            "https-close",
+            "HTTPS, new connection per request (a TLS handshake each)",
+            headers=("Connection: close",),
+            tls=True,
+        ),
     )
 }
 LATENCY_SCENARIO = "latency"
@@ -102,11 +118,32 @@ LATENCY_FRACTION = 0.5
 CALIBRATION_S = 3
 # Pseudo-contender of the latency scenario: wrk straight to the backend.
 DIRECT = "direct"
+# Proxies that have a TLS-terminating variant for the https scenarios (the
+# Python peers have none).
+TLS_PROXIES = frozenset({"lbproxy", "lbproxy-pure", "nginx", "haproxy"})
+TLS_HOSTNAME = "bench.test"  # the certificate's name (wrk does not check it)
+# One selectable scenario that runs `small`'s load against every proxy with N
+# workers for each N in --workers-list: lbproxy `workers: N`, nginx
+# `worker_processes N`, HAProxy `nbthread N` (measured as workers-1, ...).
+WORKERS_SCENARIO = "workers"
+WORKER_PROXIES = TLS_PROXIES
+# wrk -t/-c for it: enough load for 4 workers (bench/workers.py's setting).
+WORKERS_WRK = (2, 100)
+DEFAULT_WORKERS_LIST = (1, 2, 4)
 # Not a wrk scenario: N idle keep-alive connections, RSS growth per connection.
 IDLE_SCENARIO = "idle"
-ALL_SCENARIOS = (*SCENARIOS, IDLE_SCENARIO)
+ALL_SCENARIOS = (*SCENARIOS, WORKERS_SCENARIO, IDLE_SCENARIO)
+# --quick without --scenarios leaves these out to stay under 3 minutes.
+QUICK_SKIPS = ("https-close", WORKERS_SCENARIO)
 # Seconds we budget per start/stop/pause when estimating run time up front.
 START_OVERHEAD_S = 1.0
+
+
+def workers_scenario(n: int) -> Scenario:
+    """Scenario `workers` for one N: `small`'s request, every proxy with N workers."""
+    return Scenario(
+        f"{WORKERS_SCENARIO}-{n}", f"small response, keep-alive, {n} worker(s)", workers=n
+    )
 
 
 # --------------------------------------------------------------------------
@@ -371,9 +408,24 @@ def _kill_if_same(st: ProcStat, grace: float) -> None:
             time.sleep(0.05)
 
 
-def http_probe(port: int, timeout: float = 1.0) -> str | None:
-    """None if GET / returns 200 with the backend body, else a reason."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def unverified_tls_context() -> ssl.SSLContext:
+    """A client context that accepts the benchmark's self-signed certificate."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def http_probe(port: int, timeout: float = 1.0, tls: bool = False) -> str | None:
+    """None if GET / (over TLS if ``tls``) returns 200 with the backend body,
+    else a reason."""
+    conn = (
+        http.client.HTTPSConnection(
+            "127.0.0.1", port, timeout=timeout, context=unverified_tls_context()
+        )
+        if tls
+        else http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    )
     try:
         conn.request("GET", "/")
         resp = conn.getresponse()
@@ -389,18 +441,105 @@ def http_probe(port: int, timeout: float = 1.0) -> str | None:
     return None
 
 
-def wait_ready(server: Managed, port: int, timeout: float) -> str | None:
+def wait_ready(server: Managed, port: int, timeout: float, tls: bool = False) -> str | None:
     """Poll until the server answers correctly; None on success, else why not."""
     deadline = time.monotonic() + timeout
     reason = "no attempt"
     while time.monotonic() < deadline:
         if not server.alive():
             return f"exited with status {server.proc.returncode}: {reason}"
-        reason = http_probe(port) or ""
+        reason = http_probe(port, tls=tls) or ""
         if not reason:
             return None
         time.sleep(0.1)
     return f"not ready after {timeout:.0f}s (last: {reason})"
+
+
+def tls_session_info(port: int, timeout: float = 2.0) -> str:
+    """What a TLS server offers wrk: protocol, cipher, and whether it resumes.
+
+    wrk 4.1 (Debian's, on OpenSSL 3) negotiates TLS 1.2 and offers each new
+    connection the previous connection's session (seen in nginx's
+    $ssl_protocol / $ssl_session_reused), so a server that resumes skips the
+    certificate signature and key exchange of a full handshake. This probe does
+    the same: a TLS 1.2 request, then a second connection offering its session.
+    """
+    ctx = unverified_tls_context()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    request = f"GET / HTTP/1.1\r\nHost: {TLS_HOSTNAME}\r\nConnection: close\r\n\r\n".encode()
+    session: ssl.SSLSession | None = None
+    first, reused = "", False
+    try:
+        for _ in range(2):
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw,
+                ctx.wrap_socket(raw, server_hostname=TLS_HOSTNAME, session=session) as tls,
+            ):
+                tls.sendall(request)
+                while tls.recv(4096):
+                    pass
+                cipher = tls.cipher()
+                first = first or f"{tls.version()} {cipher[0] if cipher else '?'}"
+                reused, session = tls.session_reused, tls.session
+                with contextlib.suppress(OSError, ValueError):
+                    tls.unwrap()  # close_notify, as wrk sends: the session stays good
+    except OSError as exc:
+        return f"TLS probe failed: {exc}"
+    return f"{first}, resumes sessions: {'yes' if reused else 'no'}"
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """The one certificate every TLS-terminating proxy serves."""
+
+    cert: Path
+    key: Path
+    combined: Path  # cert + key in one PEM: HAProxy's `crt`
+    description: str
+
+
+def make_tls_files(d: Path) -> TlsFiles:
+    """A self-signed ECDSA P-256 certificate for TLS_HOSTNAME, valid for a day.
+
+    Needs ``cryptography`` (an lbproxy dependency), imported here so that the
+    other scenarios keep to the standard library.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, TLS_HOSTNAME)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(TLS_HOSTNAME)]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    d.mkdir(parents=True, exist_ok=True)
+    files = TlsFiles(
+        d / "bench.pem",
+        d / "bench.key",
+        d / "combined.pem",
+        f"self-signed ECDSA P-256 (SHA-256) certificate for {TLS_HOSTNAME}",
+    )
+    files.cert.write_bytes(cert_pem)
+    files.key.write_bytes(key_pem)
+    files.combined.write_bytes(cert_pem + key_pem)
+    return files
 
 
 # --------------------------------------------------------------------------
@@ -419,11 +558,11 @@ def nginx_temp_paths(d: Path, nginx_build: str) -> str:
 
 
 def nginx_main_conf(
-    d: Path, nginx_build: str, http_body: str, worker_connections: int = 8192
+    d: Path, nginx_build: str, http_body: str, worker_connections: int = 8192, workers: int = 1
 ) -> str:
     (d / "tmp").mkdir(parents=True, exist_ok=True)
     return f"""\
-worker_processes 1;
+worker_processes {workers};
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
 events {{ worker_connections {worker_connections}; }}
@@ -439,7 +578,7 @@ http {{
 """
 
 
-def backend_conf(d: Path, nginx_build: str, port: int) -> str:
+def backend_conf(d: Path, nginx_build: str, port: int, workers: int = 1) -> str:
     # /large: a 1 MiB static file (sendfile); /upload: reads and discards the
     # 64 KiB request body (kept in memory), answers small.
     www = d / "www"
@@ -465,7 +604,7 @@ def backend_conf(d: Path, nginx_build: str, port: int) -> str:
             default_type application/octet-stream;
         }}
     }}"""
-    return nginx_main_conf(d, nginx_build, body)
+    return nginx_main_conf(d, nginx_build, body, workers=workers)
 
 
 def nginx_backend_argv(nginx: str, d: Path) -> list[str]:
@@ -475,24 +614,52 @@ def nginx_backend_argv(nginx: str, d: Path) -> list[str]:
 
 
 def start_nginx_backend(
-    nginx: str, nginx_build: str, workdir: Path, name: str, port: int, cpus: set[int] | None
+    nginx: str,
+    nginx_build: str,
+    workdir: Path,
+    name: str,
+    port: int,
+    cpus: set[int] | None,
+    workers: int = 1,
+    timeout: float = 10.0,
 ) -> Managed:
-    """A backend nginx (``backend_conf``) in ``workdir/name``, ready on ``port``
-    (for the benchmarks beside this one: slowloris, failover, observability)."""
+    """A backend nginx (``backend_conf``, ``workers`` worker processes) in
+    ``workdir/name``, ready on ``port`` (compare.py's backends, and those of
+    the benchmarks beside it: slowloris, failover, observability)."""
     d = workdir / name
     d.mkdir(exist_ok=True)
-    (d / "nginx.conf").write_text(backend_conf(d, nginx_build, port))
+    (d / "nginx.conf").write_text(backend_conf(d, nginx_build, port, workers))
     server = Managed(name, nginx_backend_argv(nginx, d), workdir / f"{name}.log", cpus)
-    if why := wait_ready(server, port, 10):
+    try:
+        why = wait_ready(server, port, timeout)
+    except BaseException:  # Ctrl-C while waiting: nothing may outlive us
         server.stop()
-        raise RuntimeError(f"{name}: {why}\n{tail(d / 'error.log')}")
+        raise
+    if why:
+        server.stop()
+        raise RuntimeError(f"{name}: {why}\n{tail(server.log_path)}\n{tail(d / 'error.log')}")
     return server
 
 
 IDLE_UPSTREAM = 256
 
 
-def nginx_proxy_conf(d: Path, nginx_build: str, port: int, backend_port: int) -> str:
+def nginx_proxy_conf(
+    d: Path,
+    nginx_build: str,
+    port: int,
+    backend_port: int,
+    tls: TlsFiles | None = None,
+    workers: int = 1,
+) -> str:
+    listen = f"listen 127.0.0.1:{port};"
+    if tls is not None:
+        listen = (
+            f"listen 127.0.0.1:{port} ssl;\n"
+            f"        ssl_certificate {tls.cert};\n"
+            f"        ssl_certificate_key {tls.key};\n"
+            "        ssl_protocols TLSv1.2 TLSv1.3;"
+        )
     body = f"""\
     upstream backend {{
         server 127.0.0.1:{backend_port};
@@ -507,7 +674,7 @@ def nginx_proxy_conf(d: Path, nginx_build: str, port: int, backend_port: int) ->
     client_max_body_size 16m;
     proxy_request_buffering off;
     server {{
-        listen 127.0.0.1:{port};
+        {listen}
         location / {{
             proxy_pass http://backend;
             proxy_http_version 1.1;
@@ -515,14 +682,22 @@ def nginx_proxy_conf(d: Path, nginx_build: str, port: int, backend_port: int) ->
         }}
     }}"""
     # worker_connections: room for the idle scenario's 10,000 client sockets.
-    return nginx_main_conf(d, nginx_build, body, worker_connections=16384)
+    return nginx_main_conf(d, nginx_build, body, worker_connections=16384, workers=workers)
 
 
-def haproxy_conf(port: int, backend_port: int, reuse: str, maxconn: int = 11000) -> str:
+def haproxy_conf(
+    port: int,
+    backend_port: int,
+    reuse: str,
+    maxconn: int = 11000,
+    tls: TlsFiles | None = None,
+    threads: int = 1,
+) -> str:
     # No `log` lines anywhere: logging off, like the other contenders.
+    ssl_opts = f" ssl crt {tls.combined}" if tls is not None else ""
     return f"""\
 global
-    nbthread 1
+    nbthread {threads}
     # Room for the idle scenario's 10,000 client connections (HAProxy would
     # otherwise derive maxconn from the open-file limit).
     maxconn {maxconn}
@@ -537,7 +712,7 @@ defaults
     timeout http-keep-alive 60s
 
 frontend fe
-    bind 127.0.0.1:{port}
+    bind 127.0.0.1:{port}{ssl_opts}
     default_backend be
 
 backend be
@@ -545,12 +720,20 @@ backend be
 """
 
 
-def lbproxy_conf(port: int, backend_port: int) -> str:
+def lbproxy_conf(
+    port: int, backend_port: int, tls: TlsFiles | None = None, workers: int | None = None
+) -> str:
+    tls_line = (
+        f'    tls: {{certificates: [{{cert: "{tls.cert}", key: "{tls.key}"}}]}}\n'
+        if tls is not None
+        else ""
+    )
+    workers_line = f"workers: {workers}\n" if workers is not None else ""
     return f"""\
-listeners:
+{workers_line}listeners:
   - name: bench
     bind: "127.0.0.1:{port}"
-    routes:
+{tls_line}    routes:
       - match: {{path_prefix: /}}
         pool: backend
 pools:
@@ -692,10 +875,14 @@ def wrk_argv(
     rate: float | None = None,
 ) -> list[str]:
     """wrk's command line; `rate` (total req/s) is required for a paced scenario."""
-    connections = args.latency_connections if scenario.paced else args.connections
+    threads, connections = args.threads, args.connections
+    if scenario.paced:
+        connections = args.latency_connections
+    elif scenario.workers:
+        threads, connections = WORKERS_WRK
     argv = [
         wrk,
-        f"-t{args.threads}",
+        f"-t{threads}",
         f"-c{connections}",
         f"-d{duration}s",
         f"--timeout={args.wrk_timeout}s",
@@ -705,7 +892,8 @@ def wrk_argv(
         argv += ["-H", h]
     if scenario.lua:
         argv += ["-s", str(LUA_DIR / scenario.lua)]
-    argv.append(f"http://127.0.0.1:{port}{scenario.path}")
+    scheme = "https" if scenario.tls else "http"
+    argv.append(f"{scheme}://127.0.0.1:{port}{scenario.path}")
     if scenario.paced:
         if rate is None or not rate > 0:
             raise ValueError(f"scenario {scenario.name} needs a target rate")
@@ -788,6 +976,8 @@ class Contender:
     # The latency scenario's "direct" row: wrk to the backend, no proxy. Then
     # `server` is the backend and no proxy CPU or RSS is measured.
     direct: bool = False
+    variant: str = ""  # "" (plain), "TLS" or "N workers": which instance this is
+    tls_info: str = ""  # TLS variant: protocol and cipher it negotiates
 
 
 @dataclass
@@ -960,6 +1150,7 @@ class Bench:
         self.load_cpus: set[int] | None = args.load_cpus
         self.backend_port = 0
         self.backend_command = ""
+        self.tls: TlsFiles | None = None  # made by the first TLS scenario
 
     # -- lifecycle --------------------------------------------------------
 
@@ -976,6 +1167,26 @@ class Bench:
         self.servers.append(server)
         return server
 
+    def stop_group(self, group: Sequence[Contender], backend: Managed | None = None) -> None:
+        """Stop the servers of one scenario group (and its own backend), keeping
+        the log tail of any that died."""
+        for c in group:
+            if c.server is None:
+                continue
+            if not c.server.alive():
+                c.log_tail = tail(c.server.log_path)
+            self._stop(c.server)
+        if backend is not None:
+            self._stop(backend)
+
+    def _stop(self, server: Managed) -> None:
+        try:
+            server.stop()
+        except Exception as exc:
+            log(f"error stopping {server.name} (pid {server.pid}): {exc}")
+        with contextlib.suppress(ValueError):
+            self.servers.remove(server)
+
     def stop_all(self) -> None:
         # Reverse start order: proxies first, then the backend they talk to.
         for server in reversed(self.servers):
@@ -985,33 +1196,58 @@ class Bench:
                 log(f"error stopping {server.name} (pid {server.pid}): {exc}")
         self.servers.clear()
 
-    def start_backend(self) -> None:
+    def start_backend(
+        self, name: str = "backend", workers: int = 1, cpus: set[int] | None = None
+    ) -> tuple[Managed, int]:
+        """An nginx backend; returns (server, port). The main one ("backend")
+        runs on the load CPUs and its port is kept in self.backend_port."""
         nginx = self.tools["nginx"]
         assert nginx is not None
-        d = self.workdir / "backend"
-        d.mkdir()
-        self.backend_port = free_port()
-        (d / "nginx.conf").write_text(backend_conf(d, self.nginx_build, self.backend_port))
-        argv = nginx_backend_argv(nginx, d)
-        self.backend_command = shlex.join(argv)
-        server = self.start("backend", argv, self.load_cpus)
-        why = wait_ready(server, self.backend_port, self.args.start_timeout)
-        if why:
-            raise RuntimeError(
-                f"backend nginx failed: {why}\n{tail(server.log_path)}\n{tail(d / 'error.log')}"
-            )
-        log(f"backend nginx pid {server.pid} on 127.0.0.1:{self.backend_port}")
+        port = free_port()
+        if name == "backend":
+            cpus = self.load_cpus
+        server = start_nginx_backend(
+            nginx,
+            self.nginx_build,
+            self.workdir,
+            name,
+            port,
+            cpus,
+            workers,
+            self.args.start_timeout,
+        )
+        self.servers.append(server)
+        if name == "backend":
+            self.backend_port, self.backend_command = port, shlex.join(server.argv)
+        log(f"{name} nginx pid {server.pid} on 127.0.0.1:{port}")
+        return server, port
 
-    def start_contender(self, name: str) -> Contender:
-        c = Contender(name=name, port=free_port())
+    def start_contender(
+        self, name: str, workers: int = 0, backend_port: int = 0, tls: bool = False
+    ) -> Contender:
+        """One proxy: the plain instance, the TLS-terminating one (``tls``), or
+        one with ``workers`` workers (unpinned, to ``backend_port``)."""
+        variant = "TLS" if tls else f"{workers} worker{'s' * (workers > 1)}" if workers else ""
+        c = Contender(name=name, port=free_port(), variant=variant)
+        key = name + ("-tls" if tls else f"-w{workers}" if workers else "")
         try:
-            argv, env, extra_log = self._contender_argv(name, c.port)
-        except RuntimeError as exc:
-            c.failure = str(exc)
+            if tls and self.tls is None:
+                self.tls = make_tls_files(self.workdir / "tls")
+            argv, env, extra_log = self._contender_argv(
+                name,
+                key,
+                c.port,
+                backend_port or self.backend_port,
+                self.tls if tls else None,
+                workers,
+            )
+        except (RuntimeError, ImportError) as exc:
+            c.failure = f"{type(exc).__name__}: {exc}" if isinstance(exc, ImportError) else str(exc)
             return c
         c.command = shlex.join(argv)
-        c.server = self.start(name, argv, self.proxy_cpus, env=env, cwd=REPO_ROOT)
-        why = wait_ready(c.server, c.port, self.args.start_timeout)
+        cpus = None if workers else self.proxy_cpus
+        c.server = self.start(key, argv, cpus, env=env, cwd=REPO_ROOT)
+        why = wait_ready(c.server, c.port, self.args.start_timeout, tls)
         if why:
             c.failure = f"failed to start: {why}"
             c.log_tail = "\n".join(
@@ -1023,17 +1259,29 @@ class Bench:
             self.servers.remove(c.server)
             c.server = None
         else:
-            log(f"{name} pid {c.server.pid} on 127.0.0.1:{c.port}")
+            if tls:
+                c.tls_info = tls_session_info(c.port)
+            log(f"{key} pid {c.server.pid} on 127.0.0.1:{c.port}")
         return c
 
     def _contender_argv(
-        self, name: str, port: int
+        self,
+        name: str,
+        key: str,
+        port: int,
+        backend_port: int,
+        tls: TlsFiles | None = None,
+        workers: int = 0,
     ) -> tuple[list[str], dict[str, str] | None, Path | None]:
-        d = self.workdir / name
+        d = self.workdir / key
         d.mkdir()
+        if (tls is not None and name not in TLS_PROXIES) or (
+            workers and name not in WORKER_PROXIES
+        ):
+            raise RuntimeError(f"{name} has no {'TLS' if tls else 'workers'} variant")
         if name in ("lbproxy", "lbproxy-pure"):
             conf = d / "lbproxy.yaml"
-            conf.write_text(lbproxy_conf(port, self.backend_port))
+            conf.write_text(lbproxy_conf(port, backend_port, tls, workers or None))
             env = dict(os.environ)
             if name == "lbproxy-pure":
                 env["LBPROXY_NO_EXTENSIONS"] = "1"
@@ -1047,27 +1295,24 @@ class Bench:
         if name == "nginx":
             nginx = self.tools["nginx"]
             assert nginx is not None
-            conf = d / "nginx.conf"
-            conf.write_text(nginx_proxy_conf(d, self.nginx_build, port, self.backend_port))
-            argv = [
-                nginx,
-                "-p",
-                str(d),
-                "-c",
-                str(conf),
-                "-e",
-                str(d / "error.log"),
-                "-g",
-                "daemon off;",
-            ]
-            return argv, None, d / "error.log"
+            (d / "nginx.conf").write_text(
+                nginx_proxy_conf(d, self.nginx_build, port, backend_port, tls, workers or 1)
+            )
+            return nginx_backend_argv(nginx, d), None, d / "error.log"
         if name == "haproxy":
             haproxy = self.tools["haproxy"]
             if haproxy is None:
                 raise RuntimeError("haproxy not found (run bench/install-tools.sh)")
             conf = d / "haproxy.cfg"
             conf.write_text(
-                haproxy_conf(port, self.backend_port, self.args.haproxy_reuse, haproxy_maxconn())
+                haproxy_conf(
+                    port,
+                    backend_port,
+                    self.args.haproxy_reuse,
+                    haproxy_maxconn(),
+                    tls,
+                    workers or 1,
+                )
             )
             # -db: stay in the foreground, one process (no master-worker).
             return [haproxy, "-db", "-f", str(conf)], None, None
@@ -1082,7 +1327,7 @@ class Bench:
                 "--listen",
                 f"127.0.0.1:{port}",
                 "--backend",
-                f"127.0.0.1:{self.backend_port}",
+                f"127.0.0.1:{backend_port}",
             ]
             return argv, None, None
         if name == "pproxy":
@@ -1090,7 +1335,7 @@ class Bench:
             if not tool_output([py, "-c", "import pproxy; print('ok')"]).endswith("ok"):
                 raise RuntimeError(f"pproxy not importable by {py} (pip install pproxy)")
             # Tunnel mode: a plain TCP relay to the backend (L4, no HTTP parsing).
-            listen = f"tunnel{{127.0.0.1:{self.backend_port}}}://127.0.0.1:{port}"
+            listen = f"tunnel{{127.0.0.1:{backend_port}}}://127.0.0.1:{port}"
             return [py, "-c", PPROXY_MAIN, "-l", listen], None, None
         raise RuntimeError(f"unknown proxy {name!r}")
 
@@ -1130,8 +1375,10 @@ class Bench:
         pids = [] if c.direct else tree_pids(c.server.pid)
         ticks0 = tree_cpu_ticks(c.server.pid)
         t0 = time.monotonic()
+        # Scenario workers pins nothing (see README), wrk included.
+        cpus = None if scenario.workers else self.load_cpus
         try:
-            out, rc, m.peak_rss_kib = run_wrk(argv, duration, self.load_cpus, pids)
+            out, rc, m.peak_rss_kib = run_wrk(argv, duration, cpus, pids)
         except subprocess.TimeoutExpired:
             m.error = f"wrk did not finish within {duration + 30}s (killed)"
             return m
@@ -1318,6 +1565,93 @@ def _mib(kib: int) -> str:
     return f"{kib / 1024:,.1f}" if kib else "n/a"
 
 
+def _instance_label(c: Contender) -> str:
+    return f"{c.name} ({c.variant})" if c.variant else c.name
+
+
+MEDIAN_COLUMNS = (
+    "req/s | p50 ms | p99 ms | errors | CPU µs/req | proxy CPU % | peak RSS MiB "
+    "| req/s ÷ nginx | CPU/req ÷ nginx"
+)
+
+
+def _median_cells(sm: Summary) -> str:
+    """A median-table row's MEDIAN_COLUMNS cells ('FAILED' and blanks if none ran)."""
+    if sm.ok_rounds == 0:
+        return "FAILED | | | | | | | |"
+    return (
+        f"{f(sm.rps, 0)} | {f(sm.p50_ms, 3)} | {f(sm.p99_ms, 3)} | {sm.errors} "
+        f"| {f(sm.cpu_us_per_req, 1)} | {f(sm.cpu_pct, 0)} | {_mib(sm.peak_rss_kib)} "
+        f"| {f(sm.rps_vs_nginx)} | {f(sm.cpu_per_req_vs_nginx)}"
+    )
+
+
+def render_tls_note(report: dict[str, Any], scen: str) -> list[str]:
+    """What the https scenarios terminate TLS with, and what they negotiate."""
+    tls = report.get("tls")
+    if not tls:
+        return []
+    negotiated = "; ".join(f"{k}: {v or 'n/a'}" for k, v in tls["negotiated"].items())
+    lines = [
+        "",
+        f"Every proxy runs a second instance that terminates TLS with the same {tls['certificate']}"
+        " (HAProxy: certificate and key in one PEM, `bind ... ssl crt combined.pem`; nginx: "
+        "`ssl_protocols TLSv1.2 TLSv1.3`) and proxies plain HTTP/1.1 to the same nginx backend; "
+        "pinning as in the other scenarios. wrk 4.1 negotiates TLS 1.2 and offers every new "
+        "connection the session of its previous one; what each proxy does with such a client "
+        f"(one probe at start, see README): {negotiated}.",
+    ]
+    if SCENARIOS[scen].headers:
+        lines.append(
+            "Each request opens a new TCP connection with its own TLS handshake (wrk's "
+            "`Connection: close`), so this measures connection and handshake cost more than "
+            "proxying. With a proxy that resumes sessions these are abbreviated TLS 1.2 "
+            "handshakes (no certificate signature, no key exchange), as for a returning "
+            "browser; a proxy that does not resume pays a full one each time."
+        )
+    return lines
+
+
+def render_workers(
+    report: dict[str, Any], summaries: dict[str, list[Summary]], charts: dict[str, str]
+) -> list[str]:
+    """Scenario workers: one median table over every N, with lbproxy's scaling."""
+    s = report["settings"]
+    counts = s["workers_counts"]
+    threads, conns = s["workers_wrk"]
+    lines = [
+        "",
+        f"## Scenario `{WORKERS_SCENARIO}`: 1 vs N workers ({', '.join(map(str, counts))}) — "
+        f"median of {s['rounds']} round(s)",
+        "",
+        f"`GET /` (6 B), keep-alive, wrk `-t{threads} -c{conns}`. lbproxy `workers: N`, nginx "
+        "`worker_processes N`, HAProxy `nbthread N`, each proxying to its own nginx backend "
+        f"with `worker_processes {max(counts)}`. Every N of every proxy is started up front "
+        "and all of them take turns in one rotation, so drift hits each N alike.",
+        "",
+        "**Pinning: none in this scenario.** Proxy, backend and wrk share the usable CPUs "
+        f"({report['machine']['usable_cpus']} of {report['machine']['nproc']}), as "
+        "bench/workers.py did: pinning the proxy to CPU 0 for one worker but to all "
+        "CPUs for more would hand the N > 1 runs the load generator's core too. On a machine "
+        "with few cores the load side competes with the proxy, which bounds the scaling any "
+        "proxy can show; req/s ÷ nginx compares proxies at the same N.",
+        "",
+        f"| workers | proxy | {MEDIAN_COLUMNS} | req/s ÷ same proxy at N={counts[0]} | ok rounds |",
+        "|---:|---|" + "---:|" * 11,
+    ]
+    base = {sm.proxy: sm.rps for sm in summaries.get(f"{WORKERS_SCENARIO}-{counts[0]}", [])}
+    for n in counts:
+        for sm in summaries.get(f"{WORKERS_SCENARIO}-{n}", []):
+            scaling = sm.rps / base.get(sm.proxy, float("nan")) if sm.ok_rounds else float("nan")
+            lines.append(
+                f"| {n} | {sm.proxy} | {_median_cells(sm)} | {f(scaling)} "
+                f"| {sm.ok_rounds}/{s['rounds']} |"
+            )
+    if WORKERS_SCENARIO in charts:
+        lines += ["", f"![workers: req/s and CPU µs/req per N]({charts[WORKERS_SCENARIO]})"]
+    return lines
+
+
 def render_latency(
     report: dict[str, Any],
     rows: Sequence[Summary],
@@ -1428,7 +1762,9 @@ def render_markdown(
     contenders: dict[str, Contender],
     idle: Sequence[IdleResult] = (),
     charts: dict[str, str] | None = None,
+    extra: Sequence[Contender] = (),
 ) -> str:
+    """The report; ``extra``: the TLS and N-worker instances of the proxies."""
     s = report["settings"]
     charts = charts or {}
     lines: list[str] = []
@@ -1440,6 +1776,11 @@ def render_markdown(
         lines.append(f"- {k}: {val}")
     lines.append(
         f"- pinning: proxy on CPU {s['proxy_cpus']}; wrk + backend on CPU {s['load_cpus']}"
+        + (
+            f" (scenario `{WORKERS_SCENARIO}`: nothing pinned)"
+            if WORKERS_SCENARIO in s["scenarios"]
+            else ""
+        )
     )
     load1 = report["machine"]["loadavg_at_start"].split()[0]
     try:
@@ -1471,6 +1812,12 @@ def render_markdown(
         f"Scenarios: {', '.join(s['scenarios'])}. "
         f"Total wall time {report['elapsed_s']:.0f}s."
     )
+    only = sorted(TLS_PROXIES | WORKER_PROXIES)
+    skipped = [n for n in s["proxies"] if n not in only]
+    if skipped and any(SCENARIOS[x].tls for x in s["scenarios"] if x in SCENARIOS):
+        lines += ["", f"Not in the https scenarios: {', '.join(skipped)} (no TLS variant)."]
+    if skipped and WORKERS_SCENARIO in s["scenarios"]:
+        lines += ["", f"Not in scenario {WORKERS_SCENARIO}: {', '.join(skipped)}."]
     if any(n in L4_PROXIES for n in s["proxies"]):
         lines.append("")
         lines.append(
@@ -1480,6 +1827,9 @@ def render_markdown(
         )
     for scen in s["scenarios"]:
         if scen == IDLE_SCENARIO:
+            continue
+        if scen == WORKERS_SCENARIO:
+            lines += render_workers(report, summaries, charts)
             continue
         sc = SCENARIOS[scen]
         if sc.paced:
@@ -1492,25 +1842,17 @@ def render_markdown(
             f"wrk target `{sc.path}`"
             + (f", script `bench/lua/{sc.lua}`" if sc.lua else "")
             + "".join(f", `-H '{h}'`" for h in sc.headers)
+            + (", over HTTPS" if sc.tls else "")
             + "."
         )
+        if sc.tls:
+            lines += render_tls_note(report, scen)
         lines.append("")
-        lines.append(
-            "| proxy | req/s | p50 ms | p99 ms | errors | CPU µs/req | proxy CPU % "
-            "| peak RSS MiB | req/s ÷ nginx | CPU/req ÷ nginx | ok rounds |"
-        )
-        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        lines.append(f"| proxy | {MEDIAN_COLUMNS} | ok rounds |")
+        lines.append("|---|" + "---:|" * 10)
         for sm in summaries.get(scen, []):
-            label = _proxy_label(sm.proxy)
-            if sm.ok_rounds == 0:
-                lines.append(f"| {label} | FAILED | | | | | | | | | 0/{s['rounds']} |")
-                continue
             lines.append(
-                f"| {label} | {f(sm.rps, 0)} | {f(sm.p50_ms, 3)} | {f(sm.p99_ms, 3)} "
-                f"| {sm.errors} | {f(sm.cpu_us_per_req, 1)} | {f(sm.cpu_pct, 0)} "
-                f"| {_mib(sm.peak_rss_kib)} "
-                f"| {f(sm.rps_vs_nginx)} | {f(sm.cpu_per_req_vs_nginx)} "
-                f"| {sm.ok_rounds}/{s['rounds']} |"
+                f"| {_proxy_label(sm.proxy)} | {_median_cells(sm)} | {sm.ok_rounds}/{s['rounds']} |"
             )
         if scen in charts:
             lines.append("")
@@ -1578,8 +1920,12 @@ def render_markdown(
     lines.append("## Proxy commands")
     lines.append("")
     lines.append(f"- backend: `{report.get('backend_command') or 'n/a'}`")
-    for c in contenders.values():
-        lines.append(f"- {c.name}: `{c.command or 'n/a'}`")
+    if report.get("workers_backend_command"):
+        lines.append(
+            f"- backend (scenario {WORKERS_SCENARIO}): `{report['workers_backend_command']}`"
+        )
+    for c in [*contenders.values(), *extra]:
+        lines.append(f"- {_instance_label(c)}: `{c.command or 'n/a'}`")
     if report.get("latency") and not report["latency"].get("error"):
         lines.append(f"- {DIRECT} (scenario latency only): no proxy, wrk sends to the backend")
     lines.append("")
@@ -1588,13 +1934,13 @@ def render_markdown(
     for scen in s["scenarios"]:
         if scen in report.get("wrk_commands", {}):
             lines.append(f"- {scen}: `{report['wrk_commands'][scen]}`")
-    failed = [c for c in contenders.values() if c.failure]
+    failed = [c for c in [*contenders.values(), *extra] if c.failure]
     if failed:
         lines.append("")
         lines.append("## Failures")
         for c in failed:
             lines.append("")
-            lines.append(f"### {c.name}")
+            lines.append(f"### {_instance_label(c)}")
             lines.append("")
             lines.append(c.failure or "")
             if c.log_tail:
@@ -1633,7 +1979,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: 2s runs, 1s warm-up, 2 rounds, 0.5s pauses (explicit flags win)",
+        help="smoke run: 2s runs, 1s warm-up, 2 rounds, 0.5s pauses, and without "
+        f"--scenarios all scenarios but {' and '.join(QUICK_SKIPS)} (explicit flags win)",
     )
     p.add_argument(
         "--proxies",
@@ -1642,8 +1989,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--scenarios",
-        default=",".join(ALL_SCENARIOS),
-        help=f"comma-separated subset of {','.join(ALL_SCENARIOS)}",
+        default=None,
+        help=f"comma-separated subset of {','.join(ALL_SCENARIOS)} (default: all; "
+        f"with --quick all but {','.join(QUICK_SKIPS)})",
+    )
+    p.add_argument(
+        "--workers-list",
+        default=",".join(map(str, DEFAULT_WORKERS_LIST)),
+        help="scenario workers: the worker counts N to measure (lbproxy `workers: N`, "
+        "nginx `worker_processes N`, HAProxy `nbthread N`)",
     )
     p.add_argument(
         "--include-peers",
@@ -1675,8 +2029,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--latency-rate",
         type=float,
         default=None,
+        # %% : argparse %-formats help strings.
         help="latency scenario: target req/s (default: "
-        f"{LATENCY_FRACTION:.0%} of lbproxy's max req/s, from scenario small or measured)",
+        f"{LATENCY_FRACTION:.0%}% of lbproxy's max req/s, from scenario small or measured)",
     )
     p.add_argument(
         "--include-pure",
@@ -1753,6 +2108,9 @@ def resolve_args(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> argp
         args.rounds = 2 if quick else 3
     if args.pause is None:
         args.pause = 0.5 if quick else 1.0
+    if args.scenarios is None:
+        skip = QUICK_SKIPS if quick else ()
+        args.scenarios = ",".join(x for x in ALL_SCENARIOS if x not in skip)
     scens = [x.strip() for x in args.scenarios.split(",") if x.strip()]
     for x in scens:
         if x not in ALL_SCENARIOS:
@@ -1761,6 +2119,13 @@ def resolve_args(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> argp
         p.error("no scenarios selected")
     # Always in the canonical order (idle last: it runs after the load runs).
     args.scenario_names = [x for x in ALL_SCENARIOS if x in scens]
+    try:
+        counts = [int(x) for x in args.workers_list.split(",") if x.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        p.error(f"--workers-list wants positive integers like 1,2,4, got {args.workers_list!r}")
+    args.workers_counts = sorted(set(counts))
     if args.idle_connections < 1 or args.idle_batch < 1:
         p.error("--idle-connections and --idle-batch must be >= 1")
     if args.rounds < 1 or args.connections < 1 or args.threads < 1:
@@ -1831,15 +2196,42 @@ def needs_calibration(args: argparse.Namespace) -> bool:
     )
 
 
+def tls_names(args: argparse.Namespace) -> list[str]:
+    """The contenders of the https scenarios (those with a TLS variant)."""
+    return [n for n in args.names if n in TLS_PROXIES]
+
+
+def worker_names(args: argparse.Namespace) -> list[str]:
+    """The contenders of scenario workers (those with a workers setting)."""
+    return [n for n in args.names if n in WORKER_PROXIES]
+
+
+def scenario_runs(args: argparse.Namespace, name: str) -> int:
+    """How many runs one round of scenario ``name`` has (0 for idle)."""
+    if name == IDLE_SCENARIO:
+        return 0
+    if name == WORKERS_SCENARIO:
+        return len(worker_names(args)) * len(args.workers_counts)
+    sc = SCENARIOS[name]
+    # The latency scenario also measures "direct" (no proxy).
+    return len(tls_names(args)) if sc.tls else len(args.names) + sc.paced
+
+
+def servers_started(args: argparse.Namespace) -> int:
+    """Backend + proxies, + their TLS instances, + the workers' backend and proxies."""
+    n = 1 + len(args.names)
+    if any(SCENARIOS[x].tls for x in args.scenario_names if x in SCENARIOS):
+        n += len(tls_names(args))
+    if WORKERS_SCENARIO in args.scenario_names:
+        n += 1 + scenario_runs(args, WORKERS_SCENARIO)
+    return n
+
+
 def estimate_seconds(args: argparse.Namespace) -> float:
-    n = len(args.names)
     per_run = run_overhead(args)
-    total = START_OVERHEAD_S * (n + 1)  # backend + each proxy starting
+    total = START_OVERHEAD_S * servers_started(args)
     for name in args.scenario_names:
-        if name == IDLE_SCENARIO:
-            continue
-        # The latency scenario also measures "direct" (no proxy).
-        k = n + 1 if SCENARIOS[name].paced else n
+        k = scenario_runs(args, name)
         total += k * (args.warmup + per_run) + k * args.rounds * (args.duration + per_run)
     if needs_calibration(args):
         total += min(args.duration, CALIBRATION_S) + per_run
@@ -1944,23 +2336,27 @@ def plan_latency(
     return plan
 
 
-def run_load_scenario(
+def run_rounds(
     bench: Bench,
-    sc: Scenario,
-    runners: Sequence[Contender],
+    runners: Sequence[tuple[Contender, Scenario]],
     tag: str,
     progress: Progress,
     results: list[Measurement],
     warmups: list[Measurement],
     rate: float | None = None,
 ) -> None:
-    """One wrk scenario: a warm-up per contender, then rounds in rotated order."""
+    """A warm-up per (contender, scenario) pair, then rounds in rotated order.
+
+    Usually every pair has the same scenario; scenario workers rotates all its
+    worker counts together, as bench/workers.py did, so drift hits each N alike.
+    """
     args = bench.args
     overhead = run_overhead(args)
     # Warm-up: caches, connection pools, page faults, CPU frequency all
     # settle; numbers are discarded (peak RSS is kept).
-    for c in runners:
-        progress.step(f"{tag}: warm-up {c.name} {args.warmup}s", args.warmup + overhead)
+    for c, sc in runners:
+        what = f"{c.name} ({c.variant})" if c.variant else c.name
+        progress.step(f"{tag}: warm-up {what} {args.warmup}s", args.warmup + overhead)
         w = bench.measure(c, 0, args.warmup, sc, rate)
         warmups.append(w)
         if not w.ok:
@@ -1970,9 +2366,10 @@ def run_load_scenario(
         # Rotate the order each round so no proxy is always first/last.
         k = (rnd - 1) % max(len(runners), 1)
         order = [*runners[k:], *runners[:k]]
-        for c in order:
+        for c, sc in order:
+            what = f"{c.name} ({c.variant})" if c.variant else c.name
             progress.step(
-                f"{tag}: {c.name} round {rnd}/{args.rounds} {args.duration}s",
+                f"{tag}: {what} round {rnd}/{args.rounds} {args.duration}s",
                 args.duration + overhead,
             )
             m = bench.measure(c, rnd, args.duration, sc, rate)
@@ -2012,12 +2409,19 @@ def run(args: argparse.Namespace, command: str) -> int:
         f"{args.warmup}s warm-up, -c{args.connections} -t{args.threads}; "
         f"proxy CPUs {fmt_cpus(args.proxy_cpus)}, load CPUs {fmt_cpus(args.load_cpus)}"
     )
-    wrk_scens = [SCENARIOS[x] for x in args.scenario_names if x != IDLE_SCENARIO]
+    wrk_scens = [SCENARIOS[x] for x in args.scenario_names if x in SCENARIOS]
+    plain_scens = [sc for sc in wrk_scens if not sc.tls]
+    tls_scens = [sc for sc in wrk_scens if sc.tls]
+    workers_scens = (
+        [workers_scenario(n) for n in args.workers_counts]
+        if WORKERS_SCENARIO in args.scenario_names
+        else []
+    )
     # Worst case adds wrk's hard timeout per run and the start deadline per server
     # (the latency scenario also runs "direct", and maybe one calibration run).
     stall = (
-        sum(len(args.names) + sc.paced for sc in wrk_scens) * (args.rounds + 1) * 30
-        + (len(args.names) + 1) * args.start_timeout
+        sum(scenario_runs(args, x) for x in args.scenario_names) * (args.rounds + 1) * 30
+        + servers_started(args) * args.start_timeout
     )
     log(f"estimated total run time: ~{est:.0f}s (at most +{stall:.0f}s more if servers stall)")
     if IDLE_SCENARIO in args.scenario_names:
@@ -2034,6 +2438,19 @@ def run(args: argparse.Namespace, command: str) -> int:
     idle: list[IdleResult] = []
     latency: LatencyPlan | None = None
     direct: Contender | None = None
+    # The TLS instances ("TLS") and those with N workers (scenario workers-N).
+    groups: dict[str, dict[str, Contender]] = {}
+    workers_backend = ""
+
+    def tag(name: str) -> str:
+        return f"scenario {args.scenario_names.index(name) + 1}/{len(args.scenario_names)} {name}"
+
+    def start_group(key: str, names: Sequence[str], workers: int = 0, port: int = 0) -> None:
+        groups[key] = {}
+        for name in names:
+            progress.step(f"starting {name} ({key})", START_OVERHEAD_S)
+            groups[key][name] = bench.start_contender(name, workers, port, tls=not workers)
+
     try:
         progress.step("starting backend", START_OVERHEAD_S)
         bench.start_backend()
@@ -2041,12 +2458,11 @@ def run(args: argparse.Namespace, command: str) -> int:
             progress.step(f"starting {name}", START_OVERHEAD_S)
             contenders[name] = bench.start_contender(name)
         live = [contenders[n] for n in args.names if not contenders[n].failure]
-        for si, sc in enumerate(wrk_scens, 1):
-            tag = f"scenario {si}/{len(args.scenario_names)} {sc.name}"
+        for sc in plain_scens:
             runners = live
             rate: float | None = None
             if sc.paced:
-                latency = plan_latency(args, bench, live, results, progress, tag)
+                latency = plan_latency(args, bench, live, results, progress, tag(sc.name))
                 if latency.error:
                     log(f"{sc.name}: skipped: {latency.error}")
                     continue
@@ -2059,14 +2475,38 @@ def run(args: argparse.Namespace, command: str) -> int:
                     )
                 direct = bench.direct_contender()
                 runners = [*live, direct]
-            run_load_scenario(bench, sc, runners, tag, progress, results, warmups, rate)
+            run_rounds(
+                bench, [(c, sc) for c in runners], tag(sc.name), progress, results, warmups, rate
+            )
+        if tls_scens:
+            # A second instance of each proxy terminates TLS: same certificate
+            # files, same backend, pinned like the plain ones.
+            start_group("TLS", tls_names(args))
+            group = list(groups["TLS"].values())
+            for sc in tls_scens:
+                pairs = [(c, sc) for c in group if not c.failure]
+                run_rounds(bench, pairs, tag(sc.name), progress, results, warmups)
+            bench.stop_group(group)
+        if workers_scens:
+            # Own backend with as many workers as the largest N; nothing pinned.
+            progress.step("starting the workers backend", START_OVERHEAD_S)
+            backend, port = bench.start_backend(
+                "backend-workers", max(args.workers_counts), cpus=None
+            )
+            workers_backend = shlex.join(backend.argv)
+            for sc in workers_scens:
+                start_group(sc.name, worker_names(args), sc.workers, port)
+            group = [c for sc in workers_scens for c in groups[sc.name].values()]
+            pairs = [(c, sc) for sc in workers_scens for c in groups[sc.name].values()]
+            pairs = [(c, sc) for c, sc in pairs if not c.failure]
+            run_rounds(bench, pairs, tag(WORKERS_SCENARIO), progress, results, warmups)
+            bench.stop_group(group, backend)
         if IDLE_SCENARIO in args.scenario_names:
-            tag = f"scenario {len(args.scenario_names)}/{len(args.scenario_names)} idle"
             for c in live:
                 if c.name in L4_PROXIES:
                     continue
                 progress.step(
-                    f"{tag}: {c.name} {args.idle_connections:,} connections",
+                    f"{tag(IDLE_SCENARIO)}: {c.name} {args.idle_connections:,} connections",
                     idle_estimate(args),
                 )
                 r = bench.measure_idle(c, args.idle_connections)
@@ -2086,8 +2526,12 @@ def run(args: argparse.Namespace, command: str) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     summaries: dict[str, list[Summary]] = {}
-    for sc in wrk_scens:
-        if not sc.paced:
+    for sc in [*wrk_scens, *workers_scens]:
+        if sc.tls or sc.workers:
+            key = "TLS" if sc.tls else sc.name
+            names = tls_names(args) if sc.tls else worker_names(args)
+            summaries[sc.name] = summarize(names, groups[key], results, sc.name, warmups)
+        elif not sc.paced:
             summaries[sc.name] = summarize(args.names, contenders, results, sc.name, warmups)
         elif direct is not None:
             rows = summarize(
@@ -2100,9 +2544,12 @@ def run(args: argparse.Namespace, command: str) -> int:
         sc.name: shlex.join(wrk_argv(wrk, args, 0, 0, sc, latency.rate if latency else None))
         .replace("-d0s", "-dNs")
         .replace("127.0.0.1:0", "127.0.0.1:PORT")
-        for sc in wrk_scens
+        for sc in [*wrk_scens, *workers_scens[:1]]
         if not sc.paced or (latency is not None and not latency.error)
     }
+    if workers_scens:  # the same command for every N
+        wrk_commands[WORKERS_SCENARIO] = wrk_commands.pop(workers_scens[0].name)
+    extra = [c for g in groups.values() for c in g.values()]
     report: dict[str, Any] = {
         "started": started.strftime("%Y-%m-%d %H:%M:%S UTC"),
         "elapsed_s": time.monotonic() - t_start,
@@ -2110,7 +2557,14 @@ def run(args: argparse.Namespace, command: str) -> int:
         "versions": versions(bench.tools, args.lbproxy_cmd, args.names, args.peer_python),
         "command": command,
         "backend_command": bench.backend_command,
+        "workers_backend_command": workers_backend,
         "wrk_commands": wrk_commands,
+        "tls": {
+            "certificate": bench.tls.description,
+            "negotiated": {c.name: c.tls_info for c in groups.get("TLS", {}).values()},
+        }
+        if bench.tls is not None
+        else None,
         "latency": asdict(latency) if latency is not None else None,
         "settings": {
             "proxies": args.names,
@@ -2127,6 +2581,8 @@ def run(args: argparse.Namespace, command: str) -> int:
             "idle_connections": args.idle_connections,
             "idle_batch": args.idle_batch,
             "latency_connections": args.latency_connections,
+            "workers_counts": args.workers_counts,
+            "workers_wrk": list(WORKERS_WRK),
             "clk_tck": CLK_TCK,
         },
     }
@@ -2137,7 +2593,7 @@ def run(args: argparse.Namespace, command: str) -> int:
     charts: dict[str, str] = {}
     if out is not None and not args.no_charts:
         charts = make_charts(out, summaries, idle)
-    md = render_markdown(report, summaries, results, contenders, idle, charts)
+    md = render_markdown(report, summaries, results, contenders, idle, charts, extra)
     # With `--json -` stdout carries only JSON; the report then goes to stderr.
     print(md, file=sys.stderr if args.json == "-" else sys.stdout)
     if out is not None:
@@ -2148,8 +2604,8 @@ def run(args: argparse.Namespace, command: str) -> int:
         report["rounds"] = [r.to_json() for r in results]
         report["idle"] = [r.to_json() for r in idle]
         report["failures"] = {
-            c.name: {"failure": c.failure, "log_tail": c.log_tail}
-            for c in contenders.values()
+            _instance_label(c): {"failure": c.failure, "log_tail": c.log_tail}
+            for c in [*contenders.values(), *extra]
             if c.failure
         }
         # NaN is not valid JSON; emit null instead.
@@ -2235,9 +2691,17 @@ def _sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def default_output(prefix: str) -> list[str]:
+    """``--output`` for a report named ``<prefix>-<date>-<time>.md`` in
+    bench/results (for bench/https.py and bench/workers.py)."""
+    now = dt.datetime.now(dt.UTC)
+    return ["--output", str(RESULTS_DIR / f"{prefix}-{now:%Y-%m-%d-%H%M%S}.md")]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = resolve_args(build_parser(), argv)
-    command = shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(argv)
+    # Called with argv (bench/https.py, bench/workers.py): the equivalent command.
+    command = shlex.join([sys.executable, *(sys.argv if argv is None else ["-m", "bench", *argv])])
     # SIGINT explicitly too: a shell starting us in the background sets it to
     # "ignore", which would leave Ctrl-C/kill -INT unable to clean up.
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -28,8 +28,19 @@ characters makes it invalid. Everything that fails, whatever the reason,
 yields ``None``; the caller then chooses afresh and sets a new cookie.
 
 The per-purpose HMAC objects are keyed once and ``copy()``-ed per call, so a
-seal or unseal costs two SHA-256 compressions plus the base64 work: a few
-microseconds, paid on every request of a pool or route that uses cookies.
+seal or a first unseal costs two SHA-256 compressions plus the base64 work: a
+few microseconds. A client sends the same cookie on every request, so
+``unseal`` remembers the values it has verified: the exact text, mapped to its
+purpose, payload and expiry. A remembered value is not decoded or verified
+again, but its expiry is still checked against ``now`` on every call, and it
+unseals only for the purpose it was verified for (for another purpose it is
+verified afresh, and fails). Only values whose tag verified are remembered,
+so a client cannot fill the cache with forgeries; it holds at most
+``2 * VERIFIED_CACHE_SIZE`` values in two generations (when the current one
+fills up it becomes the old one and the one before is dropped; a value found
+in the old one moves back), so memory stays bounded whatever the clients
+send. The cache belongs to the signer: a new key is a new signer, with an
+empty cache.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ import struct
 from collections.abc import Sequence
 
 __all__ = [
+    "VERIFIED_CACHE_SIZE",
     "CookieSigner",
     "find_cookie",
     "make_key",
@@ -59,6 +71,9 @@ _MAX_VALUE = 4096
 # Purposes come from the config, so the cache stays tiny; the cap only keeps a
 # caller that derives purposes from requests from growing it without bound.
 _MAX_PURPOSES = 1024
+# Verified values per generation of the unseal cache: two generations of this
+# many values (about 200 bytes each) are under 2 MiB.
+VERIFIED_CACHE_SIZE = 4096
 
 _B64_URL = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _TO_URL = bytes.maketrans(b"+/", b"-_")
@@ -88,14 +103,23 @@ def _unb64(text: bytes) -> bytes | None:
 class CookieSigner:
     """Seals and unseals cookie values under one key (see the module docstring)."""
 
-    __slots__ = ("_key", "_macs", "_token_mac")
+    __slots__ = ("_cache_size", "_key", "_macs", "_old", "_seen", "_token_mac")
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, cache_size: int = VERIFIED_CACHE_SIZE) -> None:
+        """``cache_size``: verified values per generation of the unseal
+        cache (0: none; every unseal verifies)."""
         if not key:
             raise ValueError("cookie key must not be empty")
+        if cache_size < 0:
+            raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self._key = key
         self._macs: dict[bytes, hmac.HMAC] = {}
         self._token_mac = hmac.new(key, b"lbproxy backend token\x00", hashlib.sha256)
+        self._cache_size = cache_size
+        # Verified value -> (purpose, payload, expires); the current generation
+        # and the one before it.
+        self._seen: dict[bytes, tuple[bytes, bytes, int]] = {}
+        self._old: dict[bytes, tuple[bytes, bytes, int]] = {}
 
     def _mac(self, purpose: bytes) -> hmac.HMAC:
         mac = self._macs.get(purpose)
@@ -121,8 +145,33 @@ class CookieSigner:
         """The payload of ``value`` sealed for ``purpose``; ``None`` when it was
         tampered with, is malformed, has expired by ``now`` or was sealed for
         another purpose or under another key."""
-        if len(value) > _MAX_VALUE:
+        if len(value) > _MAX_VALUE:  # before hashing it for the cache
             return None
+        seen = self._seen.get(value)
+        if seen is None:
+            seen = self._old.get(value)
+            if seen is None or seen[0] != purpose:
+                seen = self._verify(purpose, value)
+                if seen is None:
+                    return None
+            if self._cache_size:
+                if len(self._seen) >= self._cache_size:
+                    self._old, self._seen = self._seen, {}
+                self._seen[value] = seen
+        elif seen[0] != purpose:
+            # Verified for another purpose: it cannot verify for this one
+            # (short of a tag collision); checked all the same, not cached.
+            seen = self._verify(purpose, value)
+            if seen is None:
+                return None
+        expires = seen[2]
+        if expires and now >= expires:
+            return None
+        return seen[1]
+
+    def _verify(self, purpose: bytes, value: bytes) -> tuple[bytes, bytes, int] | None:
+        """``(purpose, payload, expires)`` when ``value``'s tag verifies for
+        ``purpose``, expired or not; else None."""
         raw = _unb64(value)
         if raw is None or len(raw) < _MIN_RAW or raw[0] != _VERSION:
             return None
@@ -131,10 +180,7 @@ class CookieSigner:
         mac.update(body)
         if not hmac.compare_digest(mac.digest()[:_TAG_BYTES], raw[-_TAG_BYTES:]):
             return None
-        expires = _HEAD.unpack_from(body)[1]
-        if expires and now >= expires:
-            return None
-        return body[_HEAD.size :]
+        return purpose, body[_HEAD.size :], _HEAD.unpack_from(body)[1]
 
     def backend_token(self, pool: str, address: str) -> bytes:
         """A short opaque id for a pool's backend (12 base64url characters).
@@ -167,7 +213,8 @@ def find_cookie(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes | 
     ``Cookie`` fields, double quotes removed; the first one wins. ``None``
     when absent; an empty value is ``b""``."""
     for n, v in headers:
-        if len(n) == 6 and n.lower() == b"cookie":
+        # The substring test skips, without splitting, fields that cannot hold it.
+        if len(n) == 6 and name in v and n.lower() == b"cookie":
             for pair in v.split(b";"):
                 k, eq, value = pair.partition(b"=")
                 if eq and k.strip() == name:

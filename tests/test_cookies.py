@@ -243,3 +243,117 @@ def test_set_cookie_line_refuses_what_would_break_the_header(
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         set_cookie_line(**args)  # type: ignore[arg-type]
+
+
+# --- the cache of verified values ---
+
+
+class _Counting:
+    """Counts the tag verifications ``unseal`` does (patched onto the class)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        real = CookieSigner._verify
+
+        def verify(signer: CookieSigner, purpose: bytes, value: bytes) -> object:
+            self.calls += 1
+            return real(signer, purpose, value)
+
+        monkeypatch.setattr(CookieSigner, "_verify", verify)
+
+
+def test_a_verified_value_is_not_verified_again(
+    signer: CookieSigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    value = signer.seal(PURPOSE, b"tok", LATER)
+    counter = _Counting(monkeypatch)
+    for _ in range(5):
+        assert signer.unseal(PURPOSE, value, NOW) == b"tok"
+    assert counter.calls == 1
+
+
+def test_a_remembered_value_still_expires(signer: CookieSigner) -> None:
+    value = signer.seal(PURPOSE, b"tok", LATER)
+    assert signer.unseal(PURPOSE, value, NOW) == b"tok"
+    assert signer.unseal(PURPOSE, value, LATER - 0.5) == b"tok"
+    assert signer.unseal(PURPOSE, value, LATER) is None
+    assert signer.unseal(PURPOSE, value, LATER + 10) is None
+    # Expired when first seen: verified, remembered, and still refused.
+    old = signer.seal(PURPOSE, b"tok", int(NOW) - 1)
+    assert signer.unseal(PURPOSE, old, NOW) is None
+    assert signer.unseal(PURPOSE, old, NOW) is None
+
+
+def test_only_verified_values_are_remembered(
+    signer: CookieSigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    value = signer.seal(PURPOSE, b"tok", LATER)
+    forged = value[:-1] + (b"A" if value[-1:] != b"A" else b"B")
+    foreign = CookieSigner(make_key("another key, also long enough")).seal(PURPOSE, b"tok", LATER)
+    assert signer.unseal(PURPOSE, value, NOW) == b"tok"
+    counter = _Counting(monkeypatch)
+    for _ in range(3):
+        for bad in (forged, foreign, b"garbage", b"", value + value):
+            assert signer.unseal(PURPOSE, bad, NOW) is None
+    assert counter.calls == 3 * 5  # every time: nothing refused is remembered
+    assert set(signer._seen) | set(signer._old) == {value}
+
+
+def test_a_remembered_value_unseals_for_its_purpose_only(signer: CookieSigner) -> None:
+    value = signer.seal(PURPOSE, b"tok", LATER)
+    assert signer.unseal(PURPOSE, value, NOW) == b"tok"
+    assert signer.unseal(b"split:web", value, NOW) is None
+    assert signer.unseal(b"sticky:api", value, NOW) is None
+    assert signer.unseal(PURPOSE, value, NOW) == b"tok"
+    # And the other way round: refused for one purpose, then remembered for its own.
+    other = signer.seal(b"split:web", b"a", 0)
+    assert signer.unseal(PURPOSE, other, NOW) is None
+    assert signer.unseal(b"split:web", other, NOW) == b"a"
+    assert signer.unseal(PURPOSE, other, NOW) is None
+
+
+def test_the_cache_is_per_signer() -> None:
+    a, b = CookieSigner(KEY), CookieSigner(make_key("another key, also long enough"))
+    value = a.seal(PURPOSE, b"tok", LATER)
+    assert a.unseal(PURPOSE, value, NOW) == b"tok"
+    assert b.unseal(PURPOSE, value, NOW) is None
+
+
+def test_the_cache_is_bounded_and_stays_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    signer = CookieSigner(KEY, cache_size=3)
+    values = [signer.seal(PURPOSE, b"%d" % i, LATER) for i in range(10)]
+    counter = _Counting(monkeypatch)
+    for _ in range(3):
+        for i, value in enumerate(values):
+            assert signer.unseal(PURPOSE, value, NOW) == b"%d" % i
+            assert len(signer._seen) <= 3 and len(signer._old) <= 3
+    assert counter.calls == 3 * len(values)  # a cycle longer than the cache always misses
+    # A value in the old generation is found there and moves back.
+    signer.unseal(PURPOSE, values[0], NOW)
+    signer.unseal(PURPOSE, values[1], NOW)
+    calls = counter.calls
+    assert values[9] in signer._old
+    assert signer.unseal(PURPOSE, values[9], NOW) == b"9"
+    assert counter.calls == calls and values[9] in signer._seen
+
+
+def test_no_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    signer = CookieSigner(KEY, cache_size=0)
+    value = signer.seal(PURPOSE, b"tok", LATER)
+    counter = _Counting(monkeypatch)
+    for _ in range(3):
+        assert signer.unseal(PURPOSE, value, NOW) == b"tok"
+    assert counter.calls == 3
+    assert not signer._seen and not signer._old
+
+
+def test_negative_cache_size() -> None:
+    with pytest.raises(ValueError, match="cache_size must be >= 0"):
+        CookieSigner(KEY, cache_size=-1)
+
+
+def test_find_cookie_name_as_part_of_another() -> None:
+    # The name appears in the field, but only inside other cookies' names or values.
+    headers = [(b"Cookie", b"xsrv=1; srvx=2; a=srv"), (b"cookie", b"b=srv=3")]
+    assert find_cookie(headers, b"srv") is None
+    assert find_cookie([*headers, (b"COOKIE", b"srv=4")], b"srv") == b"4"

@@ -1,6 +1,6 @@
 # Stub for the compiled module; keep in step with cidr_py.py, its twin.
 # The compiled module re-exports the twin's limit.
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from lbproxy._fast.cidr_py import MAX_VALUE as MAX_VALUE
 
@@ -8,5 +8,11 @@ def canonical(ip: bytes | str) -> str | None: ...
 
 class CidrTable:
     def __init__(self, entries: Iterable[tuple[str, int]]) -> None: ...
+    @classmethod
+    def from_ranges(
+        cls,
+        v4: tuple[Sequence[int], Sequence[int]],
+        v6: tuple[Sequence[int], Sequence[int]],
+    ) -> CidrTable: ...
     def __len__(self) -> int: ...
     def lookup(self, ip: bytes | str) -> int: ...

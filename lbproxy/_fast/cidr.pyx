@@ -23,7 +23,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport int32_t, uint32_t, uint64_t
 
-from lbproxy._fast.cidr_py import MAX_VALUE, ranges, split_networks
+from lbproxy._fast.cidr_py import MAX_VALUE, check_ranges, ranges, split_networks
 
 __all__ = ["MAX_VALUE", "CidrTable", "canonical"]
 
@@ -321,30 +321,45 @@ cdef class CidrTable:
         self._v4_n = self._v6_n = self._size = 0
 
     def __init__(self, entries):
-        cdef Py_ssize_t i
         v4, v6 = split_networks(entries)
         starts4, values4 = ranges(v4, 32)
         starts6, values6 = ranges(v6, 128)
+        self._fill(starts4, values4, starts6, values6, len(v4) + len(v6))
+
+    @classmethod
+    def from_ranges(cls, v4, v6):
+        """A table of ready-made ranges, ``(starts, values)`` per family; see
+        ``cidr_py.check_ranges``."""
+        cdef CidrTable table
+        size = check_ranges(v4[0], v4[1], 32) + check_ranges(v6[0], v6[1], 128)
+        table = cls.__new__(cls)
+        table._fill(v4[0], v4[1], v6[0], v6[1], size)
+        return table
+
+    cdef _fill(self, starts4, values4, starts6, values6, Py_ssize_t size):
+        cdef Py_ssize_t i, n4 = len(starts4), n6 = len(starts6)
         self._release()  # __init__ called again: the old arrays go
-        self._v4_starts = <uint32_t *>PyMem_Malloc(len(starts4) * sizeof(uint32_t))
-        self._v4_values = <int32_t *>PyMem_Malloc(len(values4) * sizeof(int32_t))
-        self._v6_hi = <uint64_t *>PyMem_Malloc(len(starts6) * sizeof(uint64_t))
-        self._v6_lo = <uint64_t *>PyMem_Malloc(len(starts6) * sizeof(uint64_t))
-        self._v6_values = <int32_t *>PyMem_Malloc(len(values6) * sizeof(int32_t))
+        # At least one element each: malloc(0) may return NULL.
+        self._v4_starts = <uint32_t *>PyMem_Malloc((n4 or 1) * sizeof(uint32_t))
+        self._v4_values = <int32_t *>PyMem_Malloc((n4 or 1) * sizeof(int32_t))
+        self._v6_hi = <uint64_t *>PyMem_Malloc((n6 or 1) * sizeof(uint64_t))
+        self._v6_lo = <uint64_t *>PyMem_Malloc((n6 or 1) * sizeof(uint64_t))
+        self._v6_values = <int32_t *>PyMem_Malloc((n6 or 1) * sizeof(int32_t))
         if (self._v4_starts == NULL or self._v4_values == NULL or self._v6_hi == NULL
                 or self._v6_lo == NULL or self._v6_values == NULL):
             self._release()
             raise MemoryError()
-        for i in range(len(starts4)):
+        for i in range(n4):
             self._v4_starts[i] = starts4[i]
             self._v4_values[i] = values4[i]
-        for i in range(len(starts6)):
-            self._v6_hi[i] = starts6[i] >> 64
-            self._v6_lo[i] = starts6[i] & 0xFFFFFFFFFFFFFFFF
+        for i in range(n6):
+            start = starts6[i]
+            self._v6_hi[i] = start >> 64
+            self._v6_lo[i] = start & 0xFFFFFFFFFFFFFFFF
             self._v6_values[i] = values6[i]
-        self._v4_n = len(starts4)
-        self._v6_n = len(starts6)
-        self._size = len(v4) + len(v6)
+        self._v4_n = n4
+        self._v6_n = n6
+        self._size = size
 
     cdef void _release(self) noexcept:
         PyMem_Free(self._v4_starts)
@@ -363,7 +378,8 @@ cdef class CidrTable:
         self._release()
 
     def __len__(self):
-        """The number of distinct networks."""
+        """The number of distinct networks (``from_ranges``: of ranges that
+        hold a value)."""
         return self._size
 
     def lookup(self, ip):

@@ -40,15 +40,22 @@ distinct prefix lengths. Networks nest or are disjoint, never overlap
 partially, so one sweep with a stack of the open networks finds the ranges.
 The compiled twin builds the same ranges with ``split_networks`` and
 ``ranges`` from here, copied into C arrays, and parses addresses itself.
+
+``CidrTable.from_ranges(v4, v6)`` takes such ranges ready made, as
+``(starts, values)`` per family (``check_ranges`` says what is accepted):
+for callers that have them without networks in text, such as a whole
+MaxMind DB flattened at once (``lbproxy.routing.geo``), where parsing and
+sorting hundreds of thousands of network texts would cost seconds. Its
+``len`` is the number of ranges that hold a value.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["MAX_VALUE", "CidrTable", "canonical", "ranges", "split_networks"]
+__all__ = ["MAX_VALUE", "CidrTable", "canonical", "check_ranges", "ranges", "split_networks"]
 
 MAX_VALUE = 2**31 - 1  # values are C int32 in the compiled twin; -1 is "no match"
 
@@ -118,6 +125,31 @@ def ranges(networks: Mapping[tuple[int, int], int], bits: int) -> tuple[list[int
     return starts, values
 
 
+def check_ranges(starts: Sequence[int], values: Sequence[int], bits: int) -> int:
+    """Check ranges for ``from_ranges``: as many starts as values, the first
+    start 0, starts strictly ascending and below ``2**bits``, values -1 (no
+    match) or 0..MAX_VALUE, all ints. Raises ``ValueError`` (``TypeError``
+    for a value that is not an int); returns the number of ranges that hold
+    a value."""
+    if len(starts) != len(values):
+        raise ValueError(f"{len(starts)} starts but {len(values)} values")
+    if not starts or starts[0] != 0:
+        raise ValueError("the first range must start at 0")
+    top = 1 << bits
+    held = 0
+    previous = -1
+    for start, value in zip(starts, values, strict=True):
+        if type(start) is not int or type(value) is not int:
+            raise TypeError("range starts and values must be ints")
+        if not previous < start < top:
+            raise ValueError(f"range start {start} is not ascending within {bits} bits")
+        if not -1 <= value <= MAX_VALUE:
+            raise ValueError(f"range value must be -1..{MAX_VALUE}, got {value}")
+        previous = start
+        held += value >= 0
+    return held
+
+
 def _ipv4(data: bytes) -> int:
     parts = data.split(b".")
     if len(parts) != 4:
@@ -177,8 +209,24 @@ class CidrTable:
         self._v4_starts, self._v4_values = ranges(v4, 32)
         self._v6_starts, self._v6_values = ranges(v6, 128)
 
+    @classmethod
+    def from_ranges(
+        cls,
+        v4: tuple[Sequence[int], Sequence[int]],
+        v6: tuple[Sequence[int], Sequence[int]],
+    ) -> CidrTable:
+        """A table of ready-made ranges, ``(starts, values)`` per family; see
+        ``check_ranges``. Mapped IPv6 addresses are looked up in ``v4``."""
+        size = check_ranges(v4[0], v4[1], 32) + check_ranges(v6[0], v6[1], 128)
+        table = cls.__new__(cls)
+        table._size = size
+        table._v4_starts, table._v4_values = list(v4[0]), list(v4[1])
+        table._v6_starts, table._v6_values = list(v6[0]), list(v6[1])
+        return table
+
     def __len__(self) -> int:
-        """The number of distinct networks."""
+        """The number of distinct networks (``from_ranges``: of ranges that
+        hold a value)."""
         return self._size
 
     def lookup(self, ip: bytes | str) -> int:

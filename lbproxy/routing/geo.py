@@ -31,23 +31,50 @@ that is not an address (by ``ipaddress``'s rules) is placed by the header
 alone, else gets the default. IPv4-mapped IPv6 addresses (``::ffff:a.b.c.d``,
 from dual-stack sockets) are IPv4 clients in every step.
 
-Database answers are cached per address, networks answers are not
-(``bench/geo_lookup.py``): a networks hit costs a binary search, well under a
-microsecond compiled, but a database hit costs several, nearly all of it the
-MaxMind reader decoding the whole record (names in eight languages, ids) into
-dicts; that is a large share of a proxied request's CPU. A client sends many
-requests (keep-alive, page assets), so most lookups repeat. The cache holds
-at most ``2 * cache_size`` addresses whatever the client population: when
-the current generation fills up it becomes the old one and the one before
-is dropped, and an address found in the old generation moves back to the
+How the database is read (``bench/geo_lookup.py``, ``bench/routing_cost.py``):
+a lookup in the MaxMind reader costs several microseconds, nearly all of it
+the reader decoding the whole record (names in eight languages, ids) into
+dicts; that is a large share of a proxied request's CPU. So the resolver
+flattens the database once: it reads every network of it (``for network,
+record in reader``), maps each record to a region as step 3 says, merges
+adjacent networks of the same region and keeps the result as a ``cidr``
+table of ranges, so that a database lookup is one binary search, as a
+networks lookup is. Networks whose record maps to no region, and addresses
+the database does not hold, are "no region" there, as before. MaxMind's
+IPv6 databases alias 2002::/16 (6to4) and 2001::/32 (Teredo) to their IPv4
+data; the reader's iteration skips aliases, so the table maps those
+prefixes to the IPv4 ranges itself when lookups there show the alias. A
+sample of addresses (range starts, addresses inside ranges, the aliases) is
+then looked up both ways; any disagreement, or any error while flattening,
+leaves the resolver on the reader (logged as a warning).
+
+Reading a database of 400,000 networks this way takes a few seconds, so by
+default (``flatten="background"``) a thread does it while the resolver
+answers from the reader, and the table replaces the reader when it is
+ready (one attribute, swapped under the GIL; ``close()`` stops the thread).
+The thread competes with the event loop for the GIL and the CPU meanwhile.
+``flatten="now"`` flattens in the constructor, ``"off"`` never.
+
+Until the table is ready (or without one), answers of the reader are cached
+per address, networks answers are not: a client sends many requests
+(keep-alive, page assets), so most lookups repeat. The cache holds at most
+``2 * cache_size`` addresses whatever the client population: when the
+current generation fills up it becomes the old one and the one before is
+dropped, and an address found in the old generation moves back to the
 current one (a cheap approximation of LRU: no per-hit bookkeeping, no O(n)
 eviction). Clients that never repeat only pay a dict miss and insert.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Literal
+import ipaddress
+import logging
+import random
+import threading
+import time
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import maxminddb
 from maxminddb.errors import InvalidDatabaseError
@@ -61,9 +88,12 @@ if TYPE_CHECKING:
 else:
     _cidr = load("cidr")
 
-__all__ = ["DEFAULT_CACHE_SIZE", "GeoResolver", "Source"]
+__all__ = ["DEFAULT_CACHE_SIZE", "Flatten", "GeoResolver", "Source"]
+
+log = logging.getLogger("lbproxy")
 
 Source = Literal["header", "network", "database", "default"]
+Flatten = Literal["background", "now", "off"]
 
 # Addresses per cache generation: about 1 MiB for both, enough for the
 # clients active within a few seconds on a busy worker.
@@ -72,6 +102,15 @@ DEFAULT_CACHE_SIZE = 4096
 # "Not cached" (None is a cached "no region"), compared by identity: a str
 # so that the cache stays typed as str | None.
 _MISS = "<not cached>"
+
+# Prefixes MaxMind's IPv6 databases alias to their IPv4 tree: (prefix, its
+# length, where the IPv4 address sits in it: the bits below it).
+_ALIASES = (
+    (0x2002 << 112, 16, 80),  # 6to4: 2002:AABB:CCDD::/48 is AA.BB.CC.DD
+    (0x2001 << 112, 32, 64),  # Teredo: the server's IPv4 address, bits 32-63
+)
+# Addresses checked both ways (table, reader) before the table is used.
+_SAMPLES = 2000
 
 
 class GeoResolver:
@@ -83,12 +122,17 @@ class GeoResolver:
         "_cache_size",
         "_continents",
         "_countries",
+        "_db_regions",
         "_header",
         "_known",
+        "_lock",
         "_network_regions",
         "_networks",
         "_old",
+        "_path",
         "_reader",
+        "_stop",
+        "_table",
         "default",
         "regions",
     )
@@ -99,14 +143,18 @@ class GeoResolver:
         regions: Iterable[str],
         default: str = "",
         cache_size: int = DEFAULT_CACHE_SIZE,
+        flatten: Flatten = "background",
     ) -> None:
         """``regions``: the region names the config's geo targets define,
         the only ones the trusted header may name. ``cache_size``: addresses
-        per generation of the database cache (0: no cache). Raises
+        per generation of the database cache (0: no cache). ``flatten``:
+        when the database becomes a table (see the module docstring). Raises
         ``OSError`` when the database cannot be read and ``ValueError`` when
         it is not a MaxMind DB or a network is not one."""
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
+        if flatten not in ("background", "now", "off"):
+            raise ValueError(f"flatten must be background, now or off, got {flatten!r}")
         self.regions = frozenset(regions)
         self.default = default
         # Header values are compared as sent, without decoding per request.
@@ -122,15 +170,31 @@ class GeoResolver:
         )
         self._countries = dict(lookup.countries)
         self._continents = dict(lookup.continents)
+        # The flattened table holds small ints; each is an index into this tuple.
+        self._db_regions = tuple(
+            dict.fromkeys((*self._countries.values(), *self._continents.values()))
+        )
         self._cache_size = cache_size
         self._cache: dict[bytes, str | None] = {}  # client_ip -> database answer
         self._old: dict[bytes, str | None] = {}
+        self._table: _cidr.CidrTable | None = None  # the flattened database
+        self._lock = threading.Lock()  # installing the table against close()
+        self._stop = threading.Event()  # set by close(): flattening stops
+        self._path = lookup.database
         self._reader: maxminddb.Reader | None = None
         if lookup.database is not None:
-            try:
-                self._reader = maxminddb.open_database(lookup.database, maxminddb.MODE_AUTO)
-            except InvalidDatabaseError as err:  # a RuntimeError; callers expect ValueError
-                raise ValueError(f"{lookup.database}: not a MaxMind DB: {err}") from err
+            self._reader = _open(lookup.database)
+            if flatten == "now":
+                self._flatten()
+            elif flatten == "background":
+                threading.Thread(
+                    target=self._flatten, name="lbproxy-geo-flatten", daemon=True
+                ).start()
+
+    @property
+    def flattened(self) -> bool:
+        """Whether database lookups use the flattened table."""
+        return self._table is not None
 
     def region(
         self, client_ip: bytes, trusted: bool, headers: Sequence[tuple[bytes, bytes]]
@@ -144,6 +208,12 @@ class GeoResolver:
             i = self._networks.lookup(client_ip)
             if i >= 0:
                 return self._network_regions[i], "network"
+        table = self._table
+        if table is not None:
+            i = table.lookup(client_ip)
+            if i >= 0:
+                return self._db_regions[i], "database"
+            return self.default, "default"
         if self._reader is not None:
             found = self._cache.get(client_ip, _MISS)
             if found is _MISS:
@@ -167,10 +237,58 @@ class GeoResolver:
         """Release the database. Safe to call twice; ``region`` still answers
         afterwards (header and networks only), so a request that raced a
         reload is placed rather than failed."""
-        reader, self._reader = self._reader, None
-        self._cache, self._old = {}, {}
+        self._stop.set()
+        with self._lock:
+            self._table = None
+            reader, self._reader = self._reader, None
+            self._cache, self._old = {}, {}
         if reader is not None:
             reader.close()
+
+    # --- the flattened table ---
+
+    def _flatten(self) -> None:
+        """Build the table and install it (the thread's work, or the
+        constructor's); on any failure, log and leave things as they are."""
+        path = self._path
+        assert path is not None  # only called with a database
+        started = time.perf_counter()
+        try:
+            index: dict[str | None, int] = {name: i for i, name in enumerate(self._db_regions)}
+            index[None] = -1
+
+            def value_of(record: object) -> int:
+                return index[self._record_region(record)]
+
+            with _open(path) as reader:
+                built = _flatten(reader, value_of, self._stop)
+                if built is None:  # closed meanwhile
+                    return
+                table = _cidr.CidrTable.from_ranges(*built)
+                bad = _disagreement(table, built, reader, value_of)
+        except Exception as err:  # any failure leaves the reader in use
+            log.warning("geo: %s not flattened (%s); database lookups stay per address", path, err)
+            return
+        if bad is not None:
+            log.warning(
+                "geo: %s not flattened: the table and the reader disagree on %s;"
+                " database lookups stay per address",
+                path,
+                bad,
+            )
+            return
+        with self._lock:
+            if self._stop.is_set():
+                return
+            self._table = table
+            self._cache, self._old = {}, {}  # no longer read
+        log.info(
+            "geo: %s flattened into %d IPv4 and %d IPv6 ranges in %.1f s",
+            path,
+            len(built[0][0]),
+            len(built[1][0]),
+            time.perf_counter() - started,
+        )
 
     def _from_header(self, headers: Sequence[tuple[bytes, bytes]]) -> str | None:
         want = self._header
@@ -197,6 +315,10 @@ class GeoResolver:
             # ValueError: an IPv6 client and an IPv4-only database. A corrupt
             # record costs this client its database lookup, not its request.
             return None
+        return self._record_region(record)
+
+    def _record_region(self, record: object) -> str | None:
+        """The region a database record maps to, None for none."""
         if not isinstance(record, dict):
             return None
         country = _code(record, "country", "iso_code") or _code(
@@ -217,3 +339,140 @@ def _code(record: dict[str, maxminddb.types.Record], key: str, field: str) -> st
         return None
     code = part.get(field)
     return code.upper() if isinstance(code, str) else None
+
+
+def _open(path: str) -> maxminddb.Reader:
+    try:
+        return maxminddb.open_database(path, maxminddb.MODE_AUTO)
+    except InvalidDatabaseError as err:  # a RuntimeError; callers expect ValueError
+        raise ValueError(f"{path}: not a MaxMind DB: {err}") from err
+
+
+Ranges = tuple[list[int], list[int]]  # (starts, values), as CidrTable.from_ranges takes
+
+
+def _put(starts: list[int], values: list[int], at: int, value: int) -> None:
+    """Append a range starting at ``at`` (not below the last start), merged
+    with the one before when it has the same value."""
+    if starts[-1] == at:
+        values[-1] = value
+        if len(values) > 1 and values[-2] == value:
+            del starts[-1], values[-1]
+    elif values[-1] != value:
+        starts.append(at)
+        values.append(value)
+
+
+def _flatten(
+    reader: maxminddb.Reader, value_of: Callable[[object], int], stop: threading.Event
+) -> tuple[Ranges, Ranges] | None:
+    """The database as ranges of ``value_of(record)`` (a region's index,
+    -1: none), IPv4 and IPv6; None when ``stop`` is set meanwhile. Raises
+    ``ValueError`` when the reader's networks do not come in ascending
+    order, disjoint."""
+    ranges: dict[int, tuple[list[int], list[int], list[int]]] = {
+        4: ([0], [-1], [0]),  # starts, values, [end of the last network]
+        6: ([0], [-1], [0]),
+    }
+    for count, (network, record) in enumerate(reader, 1):
+        if not count & 0x3FFF and stop.is_set():
+            return None
+        value = value_of(record)
+        version = network.version
+        starts, values, end = ranges[version]
+        start = int(network.network_address)
+        if start < end[0]:
+            raise ValueError(f"network {network} out of order")
+        if start > end[0]:
+            _put(starts, values, end[0], -1)
+        _put(starts, values, start, value)
+        # Not num_addresses: that goes through broadcast_address, slowly.
+        end[0] = start + (1 << ((32 if version == 4 else 128) - network.prefixlen))
+    flat: dict[int, Ranges] = {}
+    for version, (starts, values, end) in ranges.items():
+        if end[0] < 1 << (32 if version == 4 else 128):
+            _put(starts, values, end[0], -1)
+        flat[version] = starts, values
+    v4, v6 = flat[4], flat[6]
+    if reader.metadata().ip_version == 6:
+        if len(v4[0]) == 1 and v4[1][0] == -1 and bisect_right(v6[0], 0xFFFFFFFF) == 1:
+            # No IPv4 tree: IPv4 lookups land in the IPv6 range holding ::/96.
+            v4 = [0], [v6[1][0]]
+        for prefix, length, shift in _ALIASES:
+            if _aliased(reader, v4, v6, prefix, length, shift, value_of):
+                v6 = _splice(v6, prefix, length, shift, v4)
+    return v4, v6
+
+
+def _aliased(
+    reader: maxminddb.Reader,
+    v4: Ranges,
+    v6: Ranges,
+    prefix: int,
+    length: int,
+    shift: int,
+    value_of: Callable[[object], int],
+) -> bool:
+    """Whether the reader answers for ``prefix`` what the IPv4 ranges hold
+    (an alias the iteration skipped, so ``v6`` has nothing there)."""
+    end = prefix + (1 << (128 - length))
+    i = bisect_right(v6[0], prefix) - 1
+    if v6[1][i] != -1 or (i + 1 < len(v6[0]) and v6[0][i + 1] < end):
+        return False  # data of its own there
+    held = [k for k, value in enumerate(v4[1]) if value >= 0]
+    if not held:
+        return False  # nothing to map
+    for k in {held[0], held[len(held) // 2], held[-1]}:
+        text = str(ipaddress.IPv6Address(prefix | v4[0][k] << shift))
+        if value_of(reader.get(text)) != v4[1][k]:
+            return False
+    return True
+
+
+def _splice(v6: Ranges, prefix: int, length: int, shift: int, v4: Ranges) -> Ranges:
+    """``v6`` with ``prefix`` mapped onto the IPv4 ranges ``v4``."""
+    end = prefix + (1 << (128 - length))
+    starts6, values6 = v6
+    i = bisect_right(starts6, prefix) - 1
+    j = bisect_right(starts6, end - 1) - 1
+    starts, values = starts6[: i + 1], values6[: i + 1]
+    for start, value in zip(*v4, strict=True):
+        _put(starts, values, prefix | start << shift, value)
+    if end < 1 << 128:
+        _put(starts, values, end, values6[j])
+    for k in range(j + 1, len(starts6)):
+        _put(starts, values, starts6[k], values6[k])
+    return starts, values
+
+
+def _disagreement(
+    table: Any,
+    built: tuple[Ranges, Ranges],
+    reader: maxminddb.Reader,
+    value_of: Callable[[object], int],
+) -> str | None:
+    """An address the table and the reader place differently, else None."""
+    samples: list[str] = []
+    rnd = random.Random(0)
+    for version, (starts, _) in zip((4, 6), built, strict=True):
+        if len(starts) == 1 and version == 6 and reader.metadata().ip_version == 4:
+            continue
+        bits = 32 if version == 4 else 128
+        make = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+        picks = rnd.sample(range(len(starts)), min(len(starts), _SAMPLES // 4))
+        for k in picks:
+            top = starts[k + 1] if k + 1 < len(starts) else 1 << bits
+            samples.append(str(make(starts[k])))
+            samples.append(str(make(rnd.randrange(starts[k], top))))
+    if reader.metadata().ip_version == 6:
+        for prefix, length, _ in _ALIASES:
+            for _ in range(16):
+                samples.append(str(ipaddress.IPv6Address(prefix | rnd.getrandbits(128 - length))))
+    for text in samples:
+        try:
+            record = reader.get(text)
+        except ValueError:  # an IPv6 address and an IPv4 database
+            record = None
+        if table.lookup(text) != value_of(record):
+            return text
+    return None

@@ -439,3 +439,80 @@ def test_big_table_agrees(compiled_impl: FastImpl) -> None:
             addr = ipaddress.ip_address(n) if net.version == 4 else ipaddress.IPv6Address(n)
             edge = str(addr).encode()
             assert compiled.lookup(edge) == ref_lookup(some, edge)
+
+
+# --- from_ranges: ready-made ranges ---
+
+
+@both
+@settings(max_examples=150, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(data=st.data(), table=tables())
+def test_from_ranges_matches_reference(
+    fast_impl: FastImpl,
+    data: st.DataObject,
+    table: tuple[list[tuple[str, int]], list[tuple[int, int]]],
+) -> None:
+    """The ranges a table of networks flattens into, given ready-made, make
+    a table that answers alike."""
+    from lbproxy._fast.cidr_py import ranges, split_networks
+
+    mod = fast_impl("cidr")
+    entries, seeds = table
+    v4, v6 = split_networks(entries)
+    r4, r6 = ranges(v4, 32), ranges(v6, 128)
+    t = mod.CidrTable.from_ranges(r4, r6)
+    assert len(t) == sum(v >= 0 for v in r4[1]) + sum(v >= 0 for v in r6[1])
+    for _ in range(8):
+        text = data.draw(addresses(seeds))
+        _check(mod, t, entries, text)
+        _check(mod, t, entries, text.encode())
+
+
+@both
+def test_from_ranges(fast_impl: FastImpl) -> None:
+    mod = fast_impl("cidr")
+    t = mod.CidrTable.from_ranges(
+        ([0, 10 << 24, 11 << 24, 2**32 - 1], [-1, 2, -1, MAX_VALUE]),
+        ([0, 1 << 127], [-1, 5]),
+    )
+    assert len(t) == 3
+    assert t.lookup(b"9.255.255.255") == -1
+    assert t.lookup(b"10.0.0.0") == t.lookup("10.255.255.255") == 2
+    assert t.lookup(b"11.0.0.0") == -1
+    assert t.lookup(b"255.255.255.255") == MAX_VALUE
+    assert t.lookup(b"::ffff:10.1.2.3") == 2  # mapped: IPv4
+    assert t.lookup(b"7fff::") == -1
+    assert t.lookup(b"8000::") == t.lookup(b"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff") == 5
+    assert t.lookup(b"garbage") == -1
+    with pytest.raises(ValueError, match="range start 4294967296 is not ascending within 32 bits"):
+        mod.CidrTable.from_ranges(([0, 2**32], [1, 2]), ([0], [-1]))
+    empty = mod.CidrTable.from_ranges(([0], [-1]), ([0], [-1]))
+    assert len(empty) == 0
+    assert empty.lookup(b"1.2.3.4") == empty.lookup(b"::1") == -1
+
+
+@both
+@pytest.mark.parametrize(
+    ("v4", "error", "match"),
+    [
+        (([0, 5], [1]), ValueError, "2 starts but 1 values"),
+        (([], []), ValueError, "the first range must start at 0"),
+        (([1], [1]), ValueError, "the first range must start at 0"),
+        (([0, 5, 5], [1, 2, 3]), ValueError, "range start 5 is not ascending within 32 bits"),
+        (([0, 6, 5], [1, 2, 3]), ValueError, "range start 5 is not ascending"),
+        (([0, 2**128], [1, 2]), ValueError, "is not ascending within"),
+        (([0], [-2]), ValueError, r"range value must be -1\.\.2147483647, got -2"),
+        (([0], [MAX_VALUE + 1]), ValueError, "range value must be"),
+        (([0], ["1"]), TypeError, "range starts and values must be ints"),
+        (([0, 1.0], [1, 2]), TypeError, "range starts and values must be ints"),
+        (([0], [True]), TypeError, "range starts and values must be ints"),
+    ],
+)
+def test_from_ranges_bad(
+    fast_impl: FastImpl, v4: tuple[list[object], list[object]], error: type[Exception], match: str
+) -> None:
+    mod = fast_impl("cidr")
+    with pytest.raises(error, match=match):
+        mod.CidrTable.from_ranges(v4, ([0], [-1]))
+    with pytest.raises(error, match=match.replace("32 bits", "128 bits")):
+        mod.CidrTable.from_ranges(([0], [-1]), v4)

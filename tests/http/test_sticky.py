@@ -188,3 +188,17 @@ async def test_a_second_drain_sets_a_new_deadline_and_pool_changes_keep_it() -> 
             proxy.drain("web", address, timeout=0)
             status, name, again = await _get(port, cookie)
             assert status == 200 and name != first and again is not None
+
+
+async def test_a_remembered_cookie_does_not_vouch_for_its_neighbours() -> None:
+    # The proxy remembers cookie values it has verified; values that differ
+    # from one in a character, or extend it, are still checked and refused.
+    async with named_backends(2) as bs:
+        async with running_proxy(_config([b.address for b in bs], STICKY)) as (_, port):
+            _, first, set_cookie = await _get(port)
+            cookie = _value(set_cookie)
+            for _ in range(3):
+                assert await _get(port, cookie) == (200, first, None)
+                for bad in (cookie[:-1] + ("A" if cookie[-1] != "A" else "B"), cookie + "A"):
+                    status, _, again = await _get(port, bad)
+                    assert status == 200 and again is not None and _value(again) != bad

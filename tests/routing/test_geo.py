@@ -4,10 +4,16 @@ runs with the compiled ``cidr`` module and with its pure twin."""
 
 from __future__ import annotations
 
+import ipaddress
+import random
+import threading
+import time
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
+import maxminddb
 import pytest
 
 from lbproxy.config.model import GeoLookup
@@ -54,9 +60,11 @@ def lookup(database: Path) -> GeoLookup:
     )
 
 
-@pytest.fixture
-def resolver(lookup: GeoLookup) -> Iterator[GeoResolver]:
-    r = GeoResolver(lookup, REGIONS)
+@pytest.fixture(params=["off", "now"])
+def resolver(lookup: GeoLookup, request: pytest.FixtureRequest) -> Iterator[GeoResolver]:
+    """A resolver reading the database per address, then one with it flattened."""
+    r = GeoResolver(lookup, REGIONS, flatten=request.param)
+    assert r.flattened == (request.param == "now")
     yield r
     r.close()
 
@@ -183,8 +191,11 @@ def test_default_region_given(lookup: GeoLookup) -> None:
 # --- configurations and lifecycle ---
 
 
-def test_database_only(database: Path) -> None:
-    r = GeoResolver(GeoLookup(database=str(database), countries=COUNTRIES), REGIONS)
+@pytest.mark.parametrize("flatten", ["off", "now"])
+def test_database_only(database: Path, flatten: geo.Flatten) -> None:
+    r = GeoResolver(
+        GeoLookup(database=str(database), countries=COUNTRIES), REGIONS, flatten=flatten
+    )
     try:
         assert r.region(b"10.1.2.3", True, hdr(b"us")) == ("", "default")  # no header, no net
         assert r.region(b"81.1.1.1", False, []) == ("eu", "database")
@@ -199,9 +210,11 @@ def test_nothing_configured() -> None:
     r.close()
 
 
-def test_ipv4_only_database(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flatten", ["off", "now"])
+def test_ipv4_only_database(tmp_path: Path, flatten: geo.Flatten) -> None:
     path = write_db(tmp_path / "v4.mmdb", [("8.8.0.0/16", country_record("US", "NA"))], 4)
-    r = GeoResolver(GeoLookup(database=str(path), countries=COUNTRIES), REGIONS)
+    r = GeoResolver(GeoLookup(database=str(path), countries=COUNTRIES), REGIONS, flatten=flatten)
+    assert r.flattened == (flatten == "now")
     try:
         assert r.region(b"8.8.8.8", False, []) == ("us", "database")
         assert r.region(b"::ffff:8.8.8.8", False, []) == ("us", "database")
@@ -276,7 +289,7 @@ def _counting(resolver: GeoResolver) -> CountingReader:
 
 
 def test_repeat_clients_skip_the_database(lookup: GeoLookup) -> None:
-    r = GeoResolver(lookup, REGIONS, cache_size=8)
+    r = GeoResolver(lookup, REGIONS, cache_size=8, flatten="off")
     counter = _counting(r)
     try:
         for _ in range(3):
@@ -292,7 +305,7 @@ def test_repeat_clients_skip_the_database(lookup: GeoLookup) -> None:
 
 
 def test_cache_is_bounded_and_stays_right(lookup: GeoLookup) -> None:
-    r = GeoResolver(lookup, REGIONS, cache_size=3)
+    r = GeoResolver(lookup, REGIONS, cache_size=3, flatten="off")
     counter = _counting(r)
     ips = [f"81.1.1.{i}".encode() for i in range(10)] + [f"8.8.8.{i}".encode() for i in range(10)]
     try:
@@ -313,7 +326,7 @@ def test_cache_is_bounded_and_stays_right(lookup: GeoLookup) -> None:
 
 
 def test_no_cache(lookup: GeoLookup) -> None:
-    r = GeoResolver(lookup, REGIONS, cache_size=0)
+    r = GeoResolver(lookup, REGIONS, cache_size=0, flatten="off")
     counter = _counting(r)
     try:
         for _ in range(3):
@@ -333,3 +346,229 @@ def test_close_empties_the_cache(resolver: GeoResolver) -> None:
     assert resolver.region(b"81.1.1.1", False, []) == ("eu", "database")
     resolver.close()
     assert resolver.region(b"81.1.1.1", False, []) == ("", "default")
+
+
+# --- the flattened database ---
+
+
+def _probes(networks: list[tuple[str, object]], rnd: random.Random) -> list[bytes]:
+    """Addresses at, inside and around each network's edges, and random ones."""
+    out: list[bytes] = []
+    for cidr, _ in networks:
+        net = ipaddress.ip_network(cidr)
+        first, last = int(net.network_address), int(net.broadcast_address)
+        make = ipaddress.IPv4Address if net.version == 4 else ipaddress.IPv6Address
+        top = 2**net.max_prefixlen - 1
+        for n in (first - 1, first, rnd.randint(first, last), last, last + 1):
+            if 0 <= n <= top:
+                out.append(str(make(n)).encode())
+                if net.version == 4:
+                    out.append(b"::ffff:" + str(make(n)).encode())
+    out += [str(ipaddress.IPv4Address(rnd.getrandbits(32))).encode() for _ in range(200)]
+    out += [str(ipaddress.IPv6Address(rnd.getrandbits(128))).encode() for _ in range(200)]
+    return out
+
+
+def test_flattened_answers_as_the_reader(lookup: GeoLookup) -> None:
+    rnd = random.Random(3)
+    off = GeoResolver(lookup, REGIONS, flatten="off")
+    flat = GeoResolver(lookup, REGIONS, flatten="now")
+    try:
+        assert flat.flattened and not off.flattened
+        for ip in _probes(TEST_NETWORKS, rnd):
+            assert flat.region(ip, False, []) == off.region(ip, False, []), ip
+    finally:
+        off.close()
+        flat.close()
+
+
+def test_flattened_random_database(tmp_path: Path) -> None:
+    """Many networks, nested and adjacent, some regions, some not mapped."""
+    rnd = random.Random(11)
+    codes = [("DE", "EU"), ("US", "NA"), ("JP", "AS"), ("ZA", "AF"), ("KR", "AS"), ("AQ", "AN")]
+    networks: dict[str, object] = {}
+    for _ in range(300):
+        country, continent = rnd.choice(codes)
+        if rnd.random() < 0.5:
+            plen = rnd.randint(8, 28)
+            n = rnd.getrandbits(32) >> (32 - plen) << (32 - plen)
+            cidr = f"{ipaddress.IPv4Address(n)}/{plen}"
+        else:
+            plen = rnd.randint(20, 64)
+            n = (0x2001 << 112 | rnd.getrandbits(112)) >> (128 - plen) << (128 - plen)
+            cidr = f"{ipaddress.IPv6Address(n)}/{plen}"
+        networks[cidr] = country_record(country, continent)
+    path = write_db(tmp_path / "random.mmdb", list(networks.items()))
+    lk = GeoLookup(database=str(path), countries=COUNTRIES, continents=CONTINENTS)
+    off = GeoResolver(lk, REGIONS, flatten="off")
+    flat = GeoResolver(lk, REGIONS, flatten="now")
+    try:
+        assert flat.flattened
+        for ip in _probes(list(networks.items()), rnd):
+            assert flat.region(ip, False, []) == off.region(ip, False, []), ip
+    finally:
+        off.close()
+        flat.close()
+
+
+def test_adjacent_networks_of_a_region_merge(tmp_path: Path) -> None:
+    path = write_db(
+        tmp_path / "adjacent.mmdb",
+        [
+            ("10.0.0.0/24", country_record("DE", "EU")),
+            ("10.0.1.0/24", country_record("FR", "EU")),  # eu too: one range with the first
+            ("10.0.2.0/24", country_record("AQ", "AN")),  # no region: as no network
+            ("10.0.4.0/24", country_record("US", "NA")),
+        ],
+    )
+    r = GeoResolver(GeoLookup(database=str(path), countries=COUNTRIES), REGIONS, flatten="off")
+    try:
+        with maxminddb.open_database(str(path)) as reader:
+            built = geo._flatten(
+                reader,
+                lambda rec: {"eu": 0, "us": 1, None: -1}[r._record_region(rec)],
+                threading.Event(),
+            )
+        assert built is not None
+        v4, v6 = built
+        ip = lambda s: int(ipaddress.IPv4Address(s))  # noqa: E731
+        assert v4 == ([0, ip("10.0.0.0"), ip("10.0.2.0"), ip("10.0.4.0"), ip("10.0.5.0")],
+                      [-1, 0, -1, 1, -1])  # fmt: skip
+        assert v6 == ([0], [-1])
+    finally:
+        r.close()
+
+
+def test_flattening_in_the_background(lookup: GeoLookup) -> None:
+    r = GeoResolver(lookup, REGIONS)  # flatten="background" by default
+    try:
+        assert r.region(b"81.1.1.1", False, []) == ("eu", "database")  # the reader meanwhile
+        deadline = time.monotonic() + 30
+        while not r.flattened and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert r.flattened
+        assert r.region(b"81.1.1.1", False, []) == ("eu", "database")
+        assert r.region(b"100.64.0.1", False, []) == ("", "default")
+        assert not r._cache and not r._old  # no longer used
+    finally:
+        r.close()
+    assert not r.flattened
+    assert r.region(b"81.1.1.1", False, []) == ("", "default")
+
+
+def _flatteners() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "lbproxy-geo-flatten"]
+
+
+def test_close_stops_flattening(lookup: GeoLookup) -> None:
+    for t in _flatteners():
+        t.join(30)
+    r = GeoResolver(lookup, REGIONS)
+    r.close()
+    for t in _flatteners():
+        t.join(30)
+    assert not r.flattened  # closed first: never installed
+    assert r.region(b"81.1.1.1", False, []) == ("", "default")
+
+
+def test_stop_interrupts_flattening(database: Path) -> None:
+    stop = threading.Event()
+    stop.set()
+    many = [(f"10.{i >> 8}.{i & 255}.0/24", country_record("DE", "EU")) for i in range(20000)]
+    with maxminddb.open_database(str(database)) as reader:
+        assert geo._flatten(reader, lambda rec: -1, stop) is not None  # too few to look
+    path = write_db(database.parent / "many.mmdb", many)
+    with maxminddb.open_database(str(path)) as reader:
+        assert geo._flatten(reader, lambda rec: -1, stop) is None
+
+
+def test_a_failure_keeps_the_reader(
+    lookup: GeoLookup, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object) -> None:
+        raise ValueError("network 10.0.0.0/8 out of order")
+
+    monkeypatch.setattr(geo, "_flatten", broken)
+    r = GeoResolver(lookup, REGIONS, flatten="now")
+    try:
+        assert not r.flattened
+        assert "not flattened (network 10.0.0.0/8 out of order)" in caplog.text
+        assert r.region(b"81.1.1.1", False, []) == ("eu", "database")
+    finally:
+        r.close()
+
+
+def test_a_disagreement_keeps_the_reader(
+    lookup: GeoLookup, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A table that places everything in region 0: the sample check catches it.
+    monkeypatch.setattr(geo, "_flatten", lambda *args: (([0], [0]), ([0], [0])))
+    r = GeoResolver(lookup, REGIONS, flatten="now")
+    try:
+        assert not r.flattened
+        assert "the table and the reader disagree on" in caplog.text
+        assert r.region(b"8.8.8.8", False, []) == ("us", "database")
+    finally:
+        r.close()
+
+
+def test_bad_flatten() -> None:
+    with pytest.raises(ValueError, match="flatten must be background, now or off"):
+        GeoResolver(GeoLookup(), REGIONS, flatten="later")  # type: ignore[arg-type]
+
+
+class AliasingReader:
+    """A MaxMind reader as the iteration of an IPv6 database with MaxMind's
+    IPv4 aliases shows it: the aliases are skipped by the iteration, but a
+    lookup there answers from the IPv4 data."""
+
+    def __init__(self, networks: list[tuple[str, dict[str, object]]], alias: bool) -> None:
+        self.networks = [(ipaddress.ip_network(c), r) for c, r in networks]
+        self.alias = alias
+
+    def __iter__(self) -> Iterator[tuple[object, dict[str, object]]]:
+        return iter(sorted(self.networks, key=lambda x: (x[0].version, x[0])))  # type: ignore[arg-type]
+
+    def metadata(self) -> object:
+        return types.SimpleNamespace(ip_version=6)
+
+    def get(self, text: str) -> dict[str, object] | None:
+        addr = ipaddress.ip_address(text)
+        if addr.version == 6 and self.alias:
+            n = int(addr)
+            if n >> 112 == 0x2002:
+                addr = ipaddress.IPv4Address(n >> 80 & 0xFFFFFFFF)
+            elif n >> 96 == 0x20010000:
+                addr = ipaddress.IPv4Address(n >> 64 & 0xFFFFFFFF)
+        for net, record in self.networks:
+            if addr.version == net.version and addr in net:
+                return record
+        return None
+
+
+@pytest.mark.parametrize("alias", [True, False])
+def test_ipv4_aliases(cidr_impl: ModuleType, alias: bool) -> None:
+    nets = [
+        ("1.0.0.0/8", country_record("JP", "AS")),
+        ("8.8.0.0/16", country_record("US", "NA")),
+        ("2001:db8:5::/48", country_record("DE", "EU")),
+    ]
+    reader = AliasingReader(nets, alias)
+    r = GeoResolver(GeoLookup(countries=COUNTRIES), REGIONS)  # for _record_region
+    index = {"eu": 0, "us": 1, "asia": 2, None: -1}
+
+    def value_of(record: object) -> int:
+        return index[r._record_region(record)]
+
+    built = geo._flatten(reader, value_of, threading.Event())  # type: ignore[arg-type]
+    assert built is not None
+    table = cidr_impl.CidrTable.from_ranges(*built)
+    us, asia = (1, 2) if alias else (-1, -1)
+    assert table.lookup(b"2002:808:808::1") == us  # 6to4 of 8.8.8.8
+    assert table.lookup(b"2002:101:101:ffff::") == asia
+    assert table.lookup(b"2002:909:909::") == -1
+    assert table.lookup(b"2001:0:808:1::") == us  # Teredo, server 8.8.0.1
+    assert table.lookup(b"2001:db8:5::1") == 0  # the IPv6 data stays
+    assert table.lookup(b"2003::") == -1
+    assert table.lookup(b"8.8.8.8") == 1
+    assert geo._disagreement(table, built, reader, value_of) is None  # type: ignore[arg-type]

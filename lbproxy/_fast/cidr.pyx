@@ -418,3 +418,32 @@ cdef class CidrTable:
             else:
                 high = mid
         return self._v6_values[low]
+
+
+# --- X-Forwarded-For ---
+
+
+def forwarded_client(bytes peer, list headers, CidrTable trusted):
+    """The nearest X-Forwarded-For hop that is not a trusted proxy; see
+    ``cidr_py.forwarded_client``."""
+    cdef list chain = []
+    cdef bytes name, value, entry, found = peer
+    cdef Address a
+    cdef Py_ssize_t i
+    cdef int32_t hit
+    for name, value in headers:
+        if len(name) == 15 and name.lower() == b"x-forwarded-for":
+            chain.extend(value.split(b","))
+    for i in range(len(chain) - 1, -1, -1):
+        entry = (<bytes>chain[i]).strip(b" \t")
+        if not entry:
+            continue
+        if not _parse(entry, &a):
+            break
+        found = entry
+        if trusted is None:
+            break
+        hit = trusted._find4(a.v4) if a.version == 4 else trusted._find6(a.hi, a.lo)
+        if hit < 0:
+            break
+    return found

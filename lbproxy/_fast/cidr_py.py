@@ -55,7 +55,15 @@ import ipaddress
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["MAX_VALUE", "CidrTable", "canonical", "check_ranges", "ranges", "split_networks"]
+__all__ = [
+    "MAX_VALUE",
+    "CidrTable",
+    "canonical",
+    "check_ranges",
+    "forwarded_client",
+    "ranges",
+    "split_networks",
+]
 
 MAX_VALUE = 2**31 - 1  # values are C int32 in the compiled twin; -1 is "no match"
 
@@ -238,3 +246,33 @@ class CidrTable:
         if version == 6:
             return self._v6_values[bisect_right(self._v6_starts, n) - 1]
         return -1
+
+
+_OWS = b" \t"
+
+
+def forwarded_client(
+    peer: bytes, headers: Sequence[tuple[bytes, bytes]], trusted: CidrTable | None
+) -> bytes:
+    """The address a request comes from when its peer ``peer`` is a trusted
+    proxy: the nearest X-Forwarded-For hop, read from the right, that is not
+    itself in ``trusted`` (nginx's realip with recursion; an entry left of an
+    untrusted one may have been forged by the client). Hops are the
+    comma-separated entries of every X-Forwarded-For field in order; empty
+    ones are skipped, and one that is not an address ends the walk (the last
+    good hop stands). ``peer`` when there is no usable hop."""
+    chain: list[bytes] = []
+    for name, value in headers:
+        if len(name) == 15 and name.lower() == b"x-forwarded-for":
+            chain.extend(value.split(b","))
+    found = peer
+    for raw in reversed(chain):
+        entry = raw.strip(_OWS)
+        if not entry:
+            continue
+        if _parse(entry)[0] == 0:
+            break
+        found = entry
+        if trusted is None or trusted.lookup(entry) < 0:
+            break
+    return found

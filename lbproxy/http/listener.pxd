@@ -7,7 +7,6 @@ from lbproxy.http.exchange cimport Exchange
 
 
 cdef class ListenerRuntime:
-    cdef public object _trusted
     cdef public AccessLogger access_log
     cdef public double body_timeout
     cdef public object config
@@ -36,6 +35,7 @@ cdef class ListenerRuntime:
     cdef public object tls_context
     cdef public object tls_store
     cdef public object tls_watch
+    cdef public object trusted_table
     cdef public dict targets
     cdef public int tracing
 

@@ -47,7 +47,6 @@ def _trusted_table(cidrs: tuple[str, ...]) -> Any:
 
 class ListenerRuntime:
     __slots__ = (
-        "_trusted",
         "access_log",
         "body_timeout",
         "config",
@@ -78,6 +77,7 @@ class ListenerRuntime:
         "tls_store",
         "tls_watch",
         "tracing",
+        "trusted_table",
     )
 
     def __init__(
@@ -118,7 +118,7 @@ class ListenerRuntime:
         self.tracing = 0
         self.rid_name = b"X-Request-ID"
         self.rid_lower = b"x-request-id"
-        self._trusted = _trusted_table(config.trusted_proxies)
+        self.trusted_table = _trusted_table(config.trusted_proxies)
         self.server: asyncio.AbstractServer | None = None
 
     def swap(
@@ -142,7 +142,7 @@ class ListenerRuntime:
         else:
             self.env = env
         self.router = self._router(config, pools, keep)
-        self._trusted = _trusted_table(config.trusted_proxies)
+        self.trusted_table = _trusted_table(config.trusted_proxies)
         self._remember_routes(config)
 
     def _router(
@@ -182,7 +182,7 @@ class ListenerRuntime:
     def is_trusted(self, ip: bytes) -> bool:
         # Compiled longest-prefix table: geo routes ask this for every
         # X-Forwarded-For hop, so it is on their per-request path.
-        table = self._trusted
+        table = self.trusted_table
         return table is not None and bool(ip) and table.lookup(ip) >= 0
 
     def accept(self, conn: ClientConnection) -> bool:

@@ -50,8 +50,8 @@ __all__ = [
 ]
 
 Headers = Sequence[tuple[bytes, bytes]]
-# The address parser geo lookups use: one rule for what counts as an address.
-_canonical = _load_fast("cidr").canonical
+# Compiled: geo routes read X-Forwarded-For on every request.
+_forwarded = _load_fast("cidr").forwarded_client
 # Methods that read (RFC 9110 9.2.1): served by replicas.
 SAFE_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 
@@ -67,28 +67,13 @@ class TargetEnv:
         self.geo = geo
 
 
-def client_address(
-    peer: bytes, trusted: bool, headers: Headers, is_trusted: Callable[[bytes], bool]
-) -> bytes:
+def client_address(peer: bytes, trusted: bool, headers: Headers, table: Any) -> bytes:
     """The address a request comes from: the peer, or, when the peer is a
     trusted proxy, the nearest address in X-Forwarded-For that is not one
-    (read from the right, as nginx's realip module with recursion does: an
-    entry left of an untrusted one may have been forged by the client)."""
+    (``table``: the listener's trusted_proxies; see cidr's forwarded_client)."""
     if not trusted:
         return peer
-    chain: list[bytes] = []
-    for name, value in headers:
-        if len(name) == 15 and name.lower() == b"x-forwarded-for":
-            chain.extend(part.strip() for part in value.split(b","))
-    found = peer
-    for entry in reversed(chain):
-        if not entry:
-            continue
-        if _canonical(entry) is None:
-            break  # garbage: stop believing the chain here
-        found = entry
-        if not is_trusted(entry):
-            break
+    found: bytes = _forwarded(peer, headers, table)
     return found
 
 
@@ -111,7 +96,7 @@ class _Chooser:
 class Query:
     """A request as /api/explain describes it (lbproxy/explain.py)."""
 
-    __slots__ = ("client_ip", "headers", "is_trusted", "method", "path")
+    __slots__ = ("client_ip", "headers", "is_trusted", "method", "path", "trusted_table")
 
     def __init__(
         self,
@@ -120,12 +105,14 @@ class Query:
         headers: Headers,
         client_ip: bytes,
         is_trusted: Callable[[bytes], bool],
+        trusted_table: Any,
     ) -> None:
         self.method = method
         self.path = path
         self.headers = headers
         self.client_ip = client_ip
         self.is_trusted = is_trusted
+        self.trusted_table = trusted_table
 
 
 class GeoChooser(_Chooser):
@@ -154,7 +141,7 @@ class GeoChooser(_Chooser):
         geo = self.env.geo
         if geo is not None:
             lr = client.lr
-            ip = client_address(client.client_ip, client.trusted, headers, lr.is_trusted)
+            ip = client_address(client.client_ip, client.trusted, headers, lr.trusted_table)
             found, _ = geo.region(ip, client.trusted, headers)
             if found in self.names:
                 region = found
@@ -178,7 +165,7 @@ class GeoChooser(_Chooser):
         trusted = q.is_trusted(q.client_ip)
         address = q.client_ip
         if geo is not None:
-            address = client_address(q.client_ip, trusted, q.headers, q.is_trusted)
+            address = client_address(q.client_ip, trusted, q.headers, q.trusted_table)
             found, found_from = geo.region(address, trusted, q.headers)
             if found in self.names:
                 region, source = found, str(found_from)

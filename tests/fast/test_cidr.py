@@ -516,3 +516,78 @@ def test_from_ranges_bad(
         mod.CidrTable.from_ranges(v4, ([0], [-1]))
     with pytest.raises(error, match=match.replace("32 bits", "128 bits")):
         mod.CidrTable.from_ranges(([0], [-1]), v4)
+
+
+# --- X-Forwarded-For: the nearest hop that is not a trusted proxy ---
+
+
+def ref_forwarded(
+    peer: bytes, headers: list[tuple[bytes, bytes]], trusted: Entries | None
+) -> bytes:
+    chain = [
+        part.strip(b" \t")
+        for name, value in headers
+        if name.lower() == b"x-forwarded-for"
+        for part in value.split(b",")
+    ]
+    found = peer
+    for entry in reversed(chain):
+        if not entry:
+            continue
+        if ref_address(entry) is None:
+            break
+        found = entry
+        if trusted is None or ref_lookup(trusted, entry) < 0:
+            break
+    return found
+
+
+_hop = st.one_of(
+    st.sampled_from(["10.0.0.1", "10.9.9.9", "192.0.2.7", "::1", "2001:db8::5", "fd00::1"]),
+    st.integers(0, 2**32 - 1).map(lambda n: str(ipaddress.IPv4Address(n))),
+    st.sampled_from(["", " ", "unknown", "10.0.0.1:80", "[::1]", "10.0.0.01"]),
+)
+_xff_value = st.lists(_hop, max_size=5).flatmap(
+    lambda hops: st.sampled_from([",", ", ", " ,\t"]).map(lambda sep: sep.join(hops).encode())
+)
+_xff_headers = st.lists(
+    st.tuples(
+        st.sampled_from([b"X-Forwarded-For", b"x-forwarded-for", b"X-Forwarded-Fo", b"Host"]),
+        _xff_value,
+    ),
+    max_size=4,
+)
+
+
+@both
+@settings(max_examples=300, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(
+    headers=_xff_headers,
+    trusted=st.sampled_from([None, [("10.0.0.0/8", 0)], [("10.0.0.0/8", 0), ("::1/128", 0)]]),
+)
+def test_forwarded_client_matches_reference(
+    fast_impl: FastImpl, headers: list[tuple[bytes, bytes]], trusted: Entries | None
+) -> None:
+    mod = fast_impl("cidr")
+    table = None if trusted is None else mod.CidrTable(trusted)
+    got = mod.forwarded_client(b"127.0.0.1", headers, table)
+    assert got == ref_forwarded(b"127.0.0.1", headers, trusted), headers
+
+
+@both
+def test_forwarded_client_examples(fast_impl: FastImpl) -> None:
+    mod = fast_impl("cidr")
+    proxies = mod.CidrTable([("10.0.0.0/8", 0)])
+    xff = b"X-Forwarded-For"
+    # The rightmost hop that is not a proxy; a forged hop left of it is ignored.
+    assert mod.forwarded_client(b"10.0.0.2", [(xff, b"6.6.6.6, 1.2.3.4, 10.0.0.9")], proxies) == (
+        b"1.2.3.4"
+    )
+    # Several fields are one list, in order.
+    headers = [(xff, b"1.2.3.4"), (b"x-forwarded-for", b"10.1.1.1")]
+    assert mod.forwarded_client(b"10.0.0.2", headers, proxies) == b"1.2.3.4"
+    # Garbage ends the walk at the last good hop; no header: the peer.
+    assert mod.forwarded_client(b"10.0.0.2", [(xff, b"1.2.3.4, junk, 10.0.0.9")], proxies) == (
+        b"10.0.0.9"
+    )
+    assert mod.forwarded_client(b"10.0.0.2", [], proxies) == b"10.0.0.2"

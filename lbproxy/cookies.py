@@ -50,7 +50,9 @@ import hashlib
 import hmac
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from lbproxy._fast import load as _load_fast
 
 __all__ = [
     "VERIFIED_CACHE_SIZE",
@@ -208,21 +210,12 @@ def make_key(configured: str | None) -> bytes:
     return hashlib.sha256(b"lbproxy cookie_key\x00" + configured.encode()).digest()
 
 
-def find_cookie(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    """The value of cookie ``name`` (case-sensitive) in the request's
-    ``Cookie`` fields, double quotes removed; the first one wins. ``None``
-    when absent; an empty value is ``b""``."""
-    for n, v in headers:
-        # The substring test skips, without splitting, fields that cannot hold it.
-        if len(n) == 6 and name in v and n.lower() == b"cookie":
-            for pair in v.split(b";"):
-                k, eq, value = pair.partition(b"=")
-                if eq and k.strip() == name:
-                    value = value.strip()
-                    if len(value) >= 2 and value[:1] == b'"' == value[-1:]:
-                        value = value[1:-1]
-                    return value
-    return None
+# The value of one cookie in the request's Cookie fields (None when absent):
+# compiled, as sticky, read/write and split routes read it per request; see
+# lbproxy/_fast/cookie_py.py for what matches.
+find_cookie: Callable[[Sequence[tuple[bytes, bytes]], bytes], bytes | None] = _load_fast(
+    "cookie"
+).find_cookie
 
 
 # RFC 6265 section 4.1.1: token characters for the name, cookie-octets for the

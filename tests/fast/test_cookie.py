@@ -1,0 +1,42 @@
+"""lbproxy._fast.cookie: both twins find the same cookie in any Cookie fields."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import FastImpl
+
+both = pytest.mark.parametrize("fast_impl", ["compiled", "pure"], indirect=True)
+FIXTURE_OK = [HealthCheck.function_scoped_fixture]
+
+_piece = st.sampled_from(
+    [b"sid", b"lbp", b"lbp_sticky", b"=", b";", b" ", b"\t", b'"', b"\r", b"\x0b", b"abc", b"x=1"]
+)
+_value = st.lists(_piece, max_size=12).map(b"".join) | st.binary(max_size=40)
+_fields = st.lists(
+    st.tuples(st.sampled_from([b"Cookie", b"cookie", b"COOKIE", b"Cookies", b"Host", b"cook1e"]),
+              _value),
+    max_size=4,
+)  # fmt: skip
+
+
+@both
+@settings(max_examples=500, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(headers=_fields, name=st.sampled_from([b"lbp", b"lbp_sticky", b"sid", b"x", b""]))
+def test_twins_agree(fast_impl: FastImpl, headers: list[tuple[bytes, bytes]], name: bytes) -> None:
+    from lbproxy._fast import cookie_py
+
+    assert fast_impl("cookie").find_cookie(headers, name) == cookie_py.find_cookie(headers, name)
+
+
+@both
+def test_examples(fast_impl: FastImpl) -> None:
+    find = fast_impl("cookie").find_cookie
+    assert find([(b"Cookie", b"a=1; lbp = \"v\" ; b=2")], b"lbp") == b"v"
+    assert find([(b"Cookie", b"lbpx=1"), (b"cookie", b"lbp=2")], b"lbp") == b"2"
+    assert find([(b"Cookie", b"lbp")], b"lbp") is None  # no "=": not a pair
+    assert find([(b"Cookie", b"lbp=")], b"lbp") == b""
+    assert find([(b"Host", b"lbp=1")], b"lbp") is None
+    assert find([(b"Cookie", b"LBP=1")], b"lbp") is None  # names are case-sensitive

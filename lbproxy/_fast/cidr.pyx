@@ -299,6 +299,10 @@ def canonical(ip):
 
 # --- the table ---
 
+# One index entry per value of the top 16 bits, and one past the last.
+cdef enum:
+    _INDEX_SIZE = 65537
+
 
 cdef class CidrTable:
     """Longest-prefix match over IPv4 and IPv6 networks; see ``cidr_py``."""
@@ -311,6 +315,13 @@ cdef class CidrTable:
     cdef int32_t *_v6_values
     cdef Py_ssize_t _v6_n
     cdef Py_ssize_t _size
+    # Per family, for each value k of an address's top 16 bits: the first
+    # range starting at or above k << (bits - 16). A lookup then searches only
+    # between two neighbouring entries: a few ranges instead of all of them,
+    # so a table of a whole MaxMind DB (~800k ranges) costs one or two cache
+    # misses per lookup, not one per level of a binary search.
+    cdef uint32_t *_v4_index
+    cdef uint32_t *_v6_index
 
     def __cinit__(self):
         self._v4_starts = NULL
@@ -318,6 +329,8 @@ cdef class CidrTable:
         self._v6_hi = NULL
         self._v6_lo = NULL
         self._v6_values = NULL
+        self._v4_index = NULL
+        self._v6_index = NULL
         self._v4_n = self._v6_n = self._size = 0
 
     def __init__(self, entries):
@@ -345,8 +358,11 @@ cdef class CidrTable:
         self._v6_hi = <uint64_t *>PyMem_Malloc((n6 or 1) * sizeof(uint64_t))
         self._v6_lo = <uint64_t *>PyMem_Malloc((n6 or 1) * sizeof(uint64_t))
         self._v6_values = <int32_t *>PyMem_Malloc((n6 or 1) * sizeof(int32_t))
+        self._v4_index = <uint32_t *>PyMem_Malloc(_INDEX_SIZE * sizeof(uint32_t))
+        self._v6_index = <uint32_t *>PyMem_Malloc(_INDEX_SIZE * sizeof(uint32_t))
         if (self._v4_starts == NULL or self._v4_values == NULL or self._v6_hi == NULL
-                or self._v6_lo == NULL or self._v6_values == NULL):
+                or self._v6_lo == NULL or self._v6_values == NULL
+                or self._v4_index == NULL or self._v6_index == NULL):
             self._release()
             raise MemoryError()
         for i in range(n4):
@@ -360,6 +376,16 @@ cdef class CidrTable:
         self._v4_n = n4
         self._v6_n = n6
         self._size = size
+        cdef Py_ssize_t k, at = 0
+        for k in range(_INDEX_SIZE):
+            while at < n4 and (self._v4_starts[at] >> 16) < <uint64_t>k:
+                at += 1
+            self._v4_index[k] = <uint32_t>at
+        at = 0
+        for k in range(_INDEX_SIZE):
+            while at < n6 and (self._v6_hi[at] >> 48) < <uint64_t>k:
+                at += 1
+            self._v6_index[k] = <uint32_t>at
 
     cdef void _release(self) noexcept:
         PyMem_Free(self._v4_starts)
@@ -367,6 +393,10 @@ cdef class CidrTable:
         PyMem_Free(self._v6_hi)
         PyMem_Free(self._v6_lo)
         PyMem_Free(self._v6_values)
+        PyMem_Free(self._v4_index)
+        PyMem_Free(self._v6_index)
+        self._v4_index = NULL
+        self._v6_index = NULL
         self._v4_starts = NULL
         self._v4_values = NULL
         self._v6_hi = NULL
@@ -393,10 +423,15 @@ cdef class CidrTable:
         return self._find6(a.hi, a.lo)
 
     cdef int32_t _find4(self, uint32_t x) noexcept:
-        # Last start <= x; starts[0] is 0, so there is one.
-        cdef Py_ssize_t low = 0, high = self._v4_n, mid
-        if high == 0:  # never initialised
+        # Last start <= x; starts[0] is 0, so there is one. Every range
+        # starting below x's 16-bit block lies before index[k], every one
+        # starting above it at or after index[k + 1]: the answer is between.
+        cdef Py_ssize_t low, high, mid, k = x >> 16
+        if self._v4_n == 0:  # never initialised
             return -1
+        low = self._v4_index[k]
+        low = low - 1 if low > 0 else 0
+        high = self._v4_index[k + 1]
         while high - low > 1:
             mid = (low + high) >> 1
             if self._v4_starts[mid] <= x:
@@ -406,10 +441,13 @@ cdef class CidrTable:
         return self._v4_values[low]
 
     cdef int32_t _find6(self, uint64_t hi, uint64_t lo) noexcept:
-        cdef Py_ssize_t low = 0, high = self._v6_n, mid
+        cdef Py_ssize_t low, high, mid, k = hi >> 48
         cdef uint64_t mh
-        if high == 0:
+        if self._v6_n == 0:
             return -1
+        low = self._v6_index[k]
+        low = low - 1 if low > 0 else 0
+        high = self._v6_index[k + 1]
         while high - low > 1:
             mid = (low + high) >> 1
             mh = self._v6_hi[mid]

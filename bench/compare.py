@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
@@ -959,6 +959,113 @@ def wrk_cpu(
     if r.errors:
         raise RuntimeError(f"{name}: {r.errors} failed requests\n{out[-500:]}")
     return r.rps, (ticks1 - ticks0) / CLK_TCK / r.requests * 1e6
+
+
+# --------------------------------------------------------------------------
+# instructions per request (callgrind): repeatable where CPU time is noisy
+
+
+def sequential_requests(port: int, requests: Iterable[bytes], timeout: float = 60) -> int:
+    """Send each of ``requests`` (whole request heads) on one keep-alive
+    connection, one at a time, reading each response (200, with a
+    Content-Length) in full; returns how many were sent."""
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        for request in requests:
+            s.sendall(request)
+            buf = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise RuntimeError(f"the server closed the connection after {sent} requests")
+                buf += chunk
+                head, sep, body = buf.partition(b"\r\n\r\n")
+                if sep:
+                    if not head.startswith(b"HTTP/1.1 200 "):
+                        raise RuntimeError(f"request {sent + 1}: {head[:200]!r}")
+                    m = re.search(rb"content-length: *(\d+)", head, re.I)
+                    if m is None:
+                        raise RuntimeError(f"no Content-Length in {head!r}")
+                    if len(body) >= int(m[1]):
+                        break
+            sent += 1
+    return sent
+
+
+def start_callgrind(
+    name: str,
+    argv: list[str],
+    work: Path,
+    port: int,
+    cpus: set[int] | None,
+    *,
+    instr_atstart: bool = True,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 180,
+) -> Managed:
+    """Start ``argv`` under ``valgrind --tool=callgrind`` (log: ``work/NAME.log``,
+    callgrind's file: ``work/NAME.callgrind``) and wait until it accepts
+    connections on ``port`` (start-up under valgrind is slow). With
+    ``instr_atstart=False`` nothing is counted until
+    ``callgrind_control(pid, ["-i", "on"], ...)``."""
+    server = Managed(
+        name,
+        [
+            *("valgrind", "--tool=callgrind", f"--callgrind-out-file={work / name}.callgrind"),
+            f"--instr-atstart={'yes' if instr_atstart else 'no'}",
+            *argv,
+        ],
+        work / f"{name}.log",
+        cpus,
+        env=env,
+        cwd=cwd,
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return server
+            except OSError:
+                if time.monotonic() > deadline or not server.alive():
+                    raise RuntimeError(
+                        f"{name} under valgrind did not start\n{tail(server.log_path)}"
+                    ) from None
+                time.sleep(0.2)
+    except BaseException:
+        server.stop()
+        raise
+
+
+def callgrind_control(pid: int, args: Sequence[str], work: Path, timeout: float = 120) -> str:
+    """``callgrind_control ARGS PID`` (e.g. ``-i on``); its output. It runs in
+    its own session and is stopped by pid, with the vgdb it starts, on a
+    timeout or an error, so neither is left behind."""
+    log_path = work / f"callgrind_control-{pid}.log"
+    ctl = Managed("callgrind_control", ["callgrind_control", *args, str(pid)], log_path, None)
+    try:
+        deadline = time.monotonic() + timeout
+        while ctl.alive():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"callgrind_control {' '.join(args)} {pid}: no answer")
+            time.sleep(0.05)
+    finally:
+        ctl.stop()
+    text = log_path.read_text(errors="replace")
+    if ctl.proc.returncode != 0 or "OK." not in text:  # an unknown pid still exits 0
+        raise RuntimeError(f"callgrind_control {' '.join(args)} {pid} failed: {text[-300:]}")
+    return text
+
+
+def callgrind_total(server: Managed, grace: float = 300) -> int:
+    """Stop a program started by start_callgrind (SIGTERM: it dumps its
+    counts and exits) and return the instructions callgrind collected."""
+    server.stop(grace)
+    m = re.search(r"Collected : (\d+)", server.log_path.read_text(errors="replace"))
+    if m is None:
+        raise RuntimeError(f"no callgrind total for {server.name}\n{tail(server.log_path)}")
+    return int(m[1])
 
 
 # --------------------------------------------------------------------------
@@ -2691,6 +2798,16 @@ def _sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def unwind_on_signals() -> None:
+    """Make SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt, so that the
+    finally blocks stop every process we started."""
+    # SIGINT explicitly too: a shell starting us in the background sets it to
+    # "ignore", which would leave Ctrl-C/kill -INT unable to clean up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _sigterm)
+
+
 def default_output(prefix: str) -> list[str]:
     """``--output`` for a report named ``<prefix>-<date>-<time>.md`` in
     bench/results (for bench/https.py and bench/workers.py)."""
@@ -2702,11 +2819,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = resolve_args(build_parser(), argv)
     # Called with argv (bench/https.py, bench/workers.py): the equivalent command.
     command = shlex.join([sys.executable, *(sys.argv if argv is None else ["-m", "bench", *argv])])
-    # SIGINT explicitly too: a shell starting us in the background sets it to
-    # "ignore", which would leave Ctrl-C/kill -INT unable to clean up.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _sigterm)
+    unwind_on_signals()
     raise_nofile_limit()
     try:
         return run(args, command)

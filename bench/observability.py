@@ -27,15 +27,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import re
+import itertools
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -84,63 +80,25 @@ def _measure(
 _REQUEST = b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench\r\n\r\n"
 
 
-def _sequential(port: int, n: int) -> None:
-    """``n`` keep-alive requests, one at a time, on one connection."""
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
-        for _ in range(n):
-            s.sendall(_REQUEST)
-            buf = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    raise RuntimeError("lbproxy closed the connection")
-                buf += chunk
-                head, sep, body = buf.partition(b"\r\n\r\n")
-                if sep:
-                    m = re.search(rb"content-length: *(\d+)", head, re.I)
-                    if m is None:
-                        raise RuntimeError(f"no Content-Length in {head!r}")
-                    if len(body) >= int(m[1]):
-                        break
-
-
 def _instructions_once(variant: str, backend_port: int, work: Path, n: int) -> int:
     port = cmp.free_port()
     conf = work / f"{variant}-cg.yaml"
     conf.write_text(_config(variant, port, backend_port, work))
-    out = work / f"{variant}-{n}.callgrind"
-    proc = subprocess.Popen(
-        [
-            *("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"),
-            *(sys.executable, "-m", "lbproxy", "--config", str(conf)),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    proxy = cmp.start_callgrind(
+        f"{variant}-{n}",
+        [sys.executable, "-m", "lbproxy", "--config", str(conf)],
+        work,
+        port,
+        None,
         cwd=cmp.REPO_ROOT,
     )
     try:
-        deadline = time.monotonic() + 120  # start-up under valgrind is slow
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"lbproxy {variant} under valgrind did not start") from None
-                time.sleep(0.2)
-        _sequential(port, 50)  # warm: first connections, caches
-        _sequential(port, n)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=300)
+        cmp.sequential_requests(port, itertools.repeat(_REQUEST, 50))  # warm: caches
+        cmp.sequential_requests(port, itertools.repeat(_REQUEST, n))
+        return cmp.callgrind_total(proxy)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        proxy.stop()
         (work / "access.log").unlink(missing_ok=True)
-    m = re.search(rb"Collected : (\d+)", err)
-    if m is None:
-        raise RuntimeError(f"no callgrind total for {variant}: {err[-300:]!r}")
-    return int(m[1])
 
 
 def _instructions(variant: str, backend_port: int, work: Path) -> float:
@@ -166,6 +124,7 @@ def main() -> int:
     if wrk is None or nginx is None:
         print("needs wrk and nginx: run bench/install-tools.sh", file=sys.stderr)
         return 1
+    cmp.unwind_on_signals()  # a kill still stops every process started, by pid
     nginx_build = cmp.tool_output([nginx, "-V"])
     work = Path(tempfile.mkdtemp(prefix="lbproxy-observability-"))
     results: dict[str, list[tuple[float, float]]] = {v: [] for v in VARIANTS}
@@ -182,6 +141,9 @@ def main() -> int:
             for variant in VARIANTS:
                 cmp.log(f"callgrind: {variant}")
                 instructions[variant] = _instructions(variant, backend_port, work)
+    except KeyboardInterrupt:
+        cmp.log("interrupted; all started processes were stopped")
+        return 130
     finally:
         if backend is not None:
             backend.stop()

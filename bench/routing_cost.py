@@ -288,6 +288,11 @@ def main() -> int:
     ap.add_argument("--networks", type=int, default=400_000, help="in the geo database")
     ap.add_argument("--addresses", type=int, default=100_000, help="distinct client addresses")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the work directory (configs, logs, callgrind files for callgrind_annotate)",
+    )
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir(), "lbproxy-bench"))
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
     ap.add_argument(
@@ -368,7 +373,10 @@ def main() -> int:
     finally:
         if backend is not None:
             backend.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            cmp.log(f"kept {work} (configs, logs, callgrind files)")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
     now = dt.datetime.now(dt.UTC)
     lines = [

@@ -171,6 +171,16 @@ class CookieSigner:
             return None
         return seen[1]
 
+    def verify(self, purpose: bytes, value: bytes) -> tuple[bytes, int] | None:
+        """``(payload, expires)`` of ``value`` sealed for ``purpose``, expired
+        or not (the caller compares ``expires``, 0 = never, with its clock);
+        None when it does not verify. Not cached: for callers that remember
+        the answer themselves (lbproxy/_fast/cookie_py.py's CookieCache)."""
+        if len(value) > _MAX_VALUE:
+            return None
+        found = self._verify(purpose, value)
+        return None if found is None else (found[1], found[2])
+
     def _verify(self, purpose: bytes, value: bytes) -> tuple[bytes, bytes, int] | None:
         """``(purpose, payload, expires)`` when ``value``'s tag verifies for
         ``purpose``, expired or not; else None."""

@@ -9,6 +9,7 @@ one walks each field's bytes once in C, making no object but the value.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcmp
+from libc.time cimport time as c_time
 
 
 cdef inline bint _space(unsigned char c) noexcept nogil:
@@ -64,3 +65,41 @@ def find_cookie(headers, bytes name):
                     return PyBytes_FromStringAndSize(<const char *>p + vs, ve - vs)
             i = j + 1
     return None
+
+
+cdef class CookieCache:
+    """What a request's cookie stands for, remembered by its value; see
+    ``cookie_py.CookieCache``."""
+
+    cdef public bytes name
+    cdef public object resolve
+    cdef public Py_ssize_t size
+    cdef dict _seen
+    cdef dict _old
+
+    def __init__(self, bytes name, resolve, Py_ssize_t size=4096):
+        self.name = name
+        self.resolve = resolve
+        self.size = size
+        self._seen = {}
+        self._old = {}
+
+    def lookup(self, headers):
+        cdef object value = find_cookie(headers, self.name)
+        cdef object hit
+        cdef long long expires
+        if value is None:
+            return None
+        hit = self._seen.get(value)
+        if hit is None:
+            hit = self._old.get(value)
+            if hit is None:
+                hit = self.resolve(value)
+            if len(self._seen) >= self.size:
+                self._old = self._seen
+                self._seen = {}
+            self._seen[value] = hit
+        expires = (<tuple>hit)[1]
+        if expires and c_time(NULL) >= expires:
+            return None
+        return (<tuple>hit)[0]

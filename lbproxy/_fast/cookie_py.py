@@ -13,9 +13,11 @@ it on every request, hence the compiled twin; the tests check both agree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from time import time
+from typing import Any
 
-__all__ = ["find_cookie"]
+__all__ = ["CookieCache", "find_cookie"]
 
 
 def find_cookie(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes | None:
@@ -30,3 +32,43 @@ def find_cookie(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes | 
                         value = value[1:-1]
                     return value
     return None
+
+
+class CookieCache:
+    """What a request's cookie ``name`` stands for, remembered by its value.
+
+    ``resolve(value)`` gives ``(answer, expires)`` for a value not seen
+    lately: its answer (a sticky pool's backend, None for a cookie that does
+    not verify) and the unix second it stops counting (0: never). The last
+    ``size`` to ``2 * size`` values are remembered (two generations of dicts),
+    so the cookie's signature is checked once per value, not per request;
+    ``lookup`` still compares the expiry with the clock every time.
+    """
+
+    __slots__ = ("_old", "_seen", "name", "resolve", "size")
+
+    def __init__(
+        self, name: bytes, resolve: Callable[[bytes], tuple[Any, int]], size: int = 4096
+    ) -> None:
+        self.name = name
+        self.resolve = resolve
+        self.size = size
+        self._seen: dict[bytes, tuple[Any, int]] = {}
+        self._old: dict[bytes, tuple[Any, int]] = {}
+
+    def lookup(self, headers: Sequence[tuple[bytes, bytes]]) -> Any:
+        value = find_cookie(headers, self.name)
+        if value is None:
+            return None
+        hit = self._seen.get(value)
+        if hit is None:
+            hit = self._old.get(value)
+            if hit is None:
+                hit = self.resolve(value)
+            if len(self._seen) >= self.size:
+                self._old, self._seen = self._seen, {}
+            self._seen[value] = hit
+        answer, expires = hit
+        if expires and time() >= expires:
+            return None
+        return answer

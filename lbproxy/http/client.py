@@ -528,7 +528,7 @@ class ClientConnection:
             pool = ex.pool
         if pool is not None:
             if pool.sticky is not None:
-                ex.pinned = pool.sticky.pinned(headers)
+                ex.pinned = pool.sticky.pins.lookup(headers)
             if pool.key_of is not None:
                 ex.hash_key = pool.key_of(headers, url, self.client_ip)
             if not ex.idempotent and pool.retries.attempts > 1:

@@ -299,7 +299,7 @@ class Exchange:
         if pinned is not None and self.tried is None:
             sticky = pool.sticky
             assert sticky is not None
-            if sticky.can_serve(pinned, monotonic()):
+            if pinned.usable or sticky.can_serve(pinned, monotonic()):
                 b = pinned
             elif sticky.strict:
                 self.fail(503, f"sticky backend {pinned.label} unavailable (strict)")

@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from time import time
 from typing import TYPE_CHECKING
 
+from lbproxy._fast import load as _load_fast
 from lbproxy.config.model import Sticky
-from lbproxy.cookies import CookieSigner, find_cookie, set_cookie_line
+from lbproxy.cookies import CookieSigner, set_cookie_line
 
 if TYPE_CHECKING:
     from lbproxy.http.pool import BackendState
@@ -34,7 +35,17 @@ _DRAINING = 1
 
 
 class StickyRuntime:
-    __slots__ = ("by_token", "cookie", "purpose", "secure", "signer", "strict", "tokens", "ttl")
+    __slots__ = (
+        "by_token",
+        "cookie",
+        "pins",
+        "purpose",
+        "secure",
+        "signer",
+        "strict",
+        "tokens",
+        "ttl",
+    )
 
     def __init__(
         self, pool: str, cfg: Sticky, signer: CookieSigner, backends: Sequence[BackendState]
@@ -49,16 +60,21 @@ class StickyRuntime:
         self.purpose = b"sticky:" + pool.encode()
         self.tokens = {b: signer.backend_token(pool, b.label) for b in backends}
         self.by_token = {token: b for b, token in self.tokens.items()}
+        # Cookie value -> its backend, verified once per value (compiled:
+        # the data path asks ``pins.lookup(headers)`` on every request).
+        self.pins = _load_fast("cookie").CookieCache(self.cookie, self._resolve)
+
+    def _resolve(self, value: bytes) -> tuple[BackendState | None, int]:
+        found = self.signer.verify(self.purpose, value)
+        if found is None:
+            return None, 0  # forged, or another key's: never a backend
+        token, expires = found
+        return self.by_token.get(token), expires
 
     def pinned(self, headers: Sequence[tuple[bytes, bytes]]) -> BackendState | None:
         """The backend a valid cookie in ``headers`` names, else None."""
-        value = find_cookie(headers, self.cookie)
-        if value is None:
-            return None
-        token = self.signer.unseal(self.purpose, value, time())
-        if token is None:
-            return None
-        return self.by_token.get(token)
+        found: BackendState | None = self.pins.lookup(headers)
+        return found
 
     def can_serve(self, b: BackendState, now: float) -> bool:
         """Whether a session pinned to ``b`` may go there (``now`` monotonic):

@@ -40,3 +40,36 @@ def test_examples(fast_impl: FastImpl) -> None:
     assert find([(b"Cookie", b"lbp=")], b"lbp") == b""
     assert find([(b"Host", b"lbp=1")], b"lbp") is None
     assert find([(b"Cookie", b"LBP=1")], b"lbp") is None  # names are case-sensitive
+
+
+@both
+def test_cookie_cache_resolves_each_value_once_and_checks_expiry(fast_impl: FastImpl) -> None:
+    import time
+
+    calls: list[bytes] = []
+    now = int(time.time())
+
+    def resolve(value: bytes) -> tuple[object, int]:
+        calls.append(value)
+        return {b"good": ("b1", 0), b"old": ("b2", now - 10), b"soon": ("b3", now + 3600)}.get(
+            value, (None, 0)
+        )
+
+    cache = fast_impl("cookie").CookieCache(b"s", resolve, 2)
+    h = lambda v: [(b"Cookie", b"s=" + v)]  # noqa: E731
+    assert [cache.lookup(h(b"good")) for _ in range(3)] == ["b1"] * 3
+    assert cache.lookup(h(b"old")) is None  # expired: no backend, however often asked
+    assert cache.lookup(h(b"old")) is None
+    assert cache.lookup(h(b"soon")) == "b3"
+    assert cache.lookup(h(b"forged")) is None
+    assert cache.lookup([(b"Host", b"x")]) is None
+    assert calls == [b"good", b"old", b"soon", b"forged"]
+    # Two generations of 2: "good" is still in the older one...
+    assert cache.lookup(h(b"good")) == "b1"
+    assert calls[-1] == b"forged"
+    # ...(and back in the newer one), until four more values push it out;
+    # then it is resolved again.
+    for v in (b"n1", b"n2", b"n3", b"n4"):
+        cache.lookup(h(v))
+    assert cache.lookup(h(b"good")) == "b1"
+    assert calls[-1] == b"good"

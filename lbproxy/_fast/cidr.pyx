@@ -19,7 +19,7 @@ Bounds checking is off: the parser writes its part arrays only below the
 counts it checks first, and the searches stay within 0..n-1.
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport int32_t, uint32_t, uint64_t
 
@@ -201,10 +201,16 @@ cdef bint _ipv6(const unsigned char *s, Py_ssize_t n, Address *a) noexcept nogil
 
 cdef bint _parse(object ip, Address *a) except -1:
     cdef const unsigned char *s
-    cdef Py_ssize_t n, i
+    cdef Py_ssize_t n
     a.version = 0
     if not _text(ip, &s, &n):
         return False
+    return _parse_chars(s, n, a)
+
+
+cdef bint _parse_chars(const unsigned char *s, Py_ssize_t n, Address *a) noexcept:
+    cdef Py_ssize_t i
+    a.version = 0
     for i in range(n):
         if s[i] == 58:  # IPv6 text has two ':' at least; IPv4 text has none
             return _ipv6(s, n, a)
@@ -461,27 +467,60 @@ cdef class CidrTable:
 # --- X-Forwarded-For ---
 
 
+cdef bint _is_xff(bytes name) noexcept:
+    """``name`` is X-Forwarded-For, in any case."""
+    cdef const unsigned char *p
+    cdef const unsigned char *want = b"x-forwarded-for"
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    if PyBytes_GET_SIZE(name) != 15:
+        return False
+    p = <const unsigned char *>PyBytes_AS_STRING(name)
+    for i in range(15):
+        c = p[i]
+        if 65 <= c <= 90:
+            c += 32
+        if c != want[i]:
+            return False
+    return True
+
+
 def forwarded_client(bytes peer, list headers, CidrTable trusted):
     """The nearest X-Forwarded-For hop that is not a trusted proxy; see
-    ``cidr_py.forwarded_client``."""
-    cdef list chain = []
-    cdef bytes name, value, entry, found = peer
+    ``cidr_py.forwarded_client``. Walks the fields' bytes from the right in
+    C, each hop parsed where it lies; only the answer becomes an object."""
+    cdef const unsigned char *p
+    cdef Py_ssize_t f, start, end, s, e
+    cdef bytes value
+    cdef object found = peer
     cdef Address a
-    cdef Py_ssize_t i
     cdef int32_t hit
-    for name, value in headers:
-        if len(name) == 15 and name.lower() == b"x-forwarded-for":
-            chain.extend(value.split(b","))
-    for i in range(len(chain) - 1, -1, -1):
-        entry = (<bytes>chain[i]).strip(b" \t")
-        if not entry:
+    for f in range(len(headers) - 1, -1, -1):
+        field = <tuple>headers[f]
+        if not _is_xff(<bytes?>field[0]):
             continue
-        if not _parse(entry, &a):
-            break
-        found = entry
-        if trusted is None:
-            break
-        hit = trusted._find4(a.v4) if a.version == 4 else trusted._find6(a.hi, a.lo)
-        if hit < 0:
-            break
+        value = <bytes?>field[1]
+        p = <const unsigned char *>PyBytes_AS_STRING(value)
+        end = PyBytes_GET_SIZE(value)
+        while end >= 0:
+            start = end - 1
+            while start >= 0 and p[start] != 44:  # ','
+                start -= 1
+            s = start + 1
+            e = end
+            while s < e and (p[s] == 32 or p[s] == 9):
+                s += 1
+            while e > s and (p[e - 1] == 32 or p[e - 1] == 9):
+                e -= 1
+            end = start
+            if s == e:
+                continue  # an empty hop: skipped
+            if not _parse_chars(p + s, e - s, &a):
+                return found  # garbage ends the walk at the last good hop
+            found = PyBytes_FromStringAndSize(<const char *>p + s, e - s)
+            if trusted is None:
+                return found
+            hit = trusted._find4(a.v4) if a.version == 4 else trusted._find6(a.hi, a.lo)
+            if hit < 0:
+                return found
     return found

@@ -76,7 +76,7 @@ def explain(
     else:
         # A geo, shard, read/write or split route: its chooser says which pool.
         q = Query(method.encode("latin-1"), path.encode("latin-1"), raw_headers,
-                  client_ip.encode(), lr.is_trusted, lr.trusted_table)  # fmt: skip
+                  client_ip.encode(), lr)  # fmt: skip
         name, how, info = target.explain(q)
         answer["target"] = {**info, "decision": how}
         if name is None:

@@ -23,6 +23,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport int32_t, uint32_t, uint64_t
 
+from lbproxy._fast.addrtext cimport put_ipv6_groups, put_quad
+
 from lbproxy._fast.cidr_py import MAX_VALUE, check_ranges, ranges, split_networks
 
 __all__ = ["MAX_VALUE", "CidrTable", "canonical"]
@@ -32,8 +34,6 @@ cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object o)
     const char *PyUnicode_AsUTF8AndSize(object o, Py_ssize_t *size) except NULL
     object PyUnicode_FromStringAndSize(const char *s, Py_ssize_t size)
-
-cdef const char *_HEXDIGITS = b"0123456789abcdef"
 
 
 cdef struct Address:
@@ -223,73 +223,21 @@ cdef bint _parse_chars(const unsigned char *s, Py_ssize_t n, Address *a) noexcep
 # --- writing them ---
 
 
-cdef char *_put_decimal(char *out, unsigned int v) noexcept:
-    if v >= 100:
-        out[0] = <char>(48 + v // 100)
-        out += 1
-    if v >= 10:
-        out[0] = <char>(48 + v // 10 % 10)
-        out += 1
-    out[0] = <char>(48 + v % 10)
-    return out + 1
-
-
-cdef char *_put_hex(char *out, unsigned int v) noexcept:
-    cdef int shift = 12
-    while shift > 0 and (v >> shift) == 0:
-        shift -= 4
-    while shift >= 0:
-        out[0] = _HEXDIGITS[(v >> shift) & 15]
-        out += 1
-        shift -= 4
-    return out
-
-
 cdef str _format_ipv4(uint32_t v):
     cdef char buf[16]
-    cdef char *out = _put_decimal(buf, v >> 24)
-    out[0] = b'.'
-    out = _put_decimal(out + 1, (v >> 16) & 255)
-    out[0] = b'.'
-    out = _put_decimal(out + 1, (v >> 8) & 255)
-    out[0] = b'.'
-    out = _put_decimal(out + 1, v & 255)
+    cdef char *out = put_quad(buf, v >> 24, (v >> 16) & 255, (v >> 8) & 255, v & 255)
     return PyUnicode_FromStringAndSize(buf, out - buf)
 
 
 cdef str _format_ipv6(uint64_t hi, uint64_t lo):
-    """RFC 5952: lowercase, no leading zeros, the longest run of two or more
-    zero groups as "::" (the first on a tie), as ``str(IPv6Address)``."""
+    """RFC 5952 text, as ``str(IPv6Address)``."""
     cdef unsigned int w[8]
     cdef char buf[48]
-    cdef char *out = buf
-    cdef int i, run = 0, best = -1, best_len = 1
+    cdef int i
     for i in range(4):
         w[i] = (hi >> (48 - 16 * i)) & 0xFFFF
         w[i + 4] = (lo >> (48 - 16 * i)) & 0xFFFF
-    for i in range(8):
-        run = run + 1 if w[i] == 0 else 0
-        if run > best_len:
-            best = i - run + 1
-            best_len = run
-    if best < 0:
-        best = 8  # no run: every group written, none skipped
-        best_len = 0
-    for i in range(best):
-        if i:
-            out[0] = b':'
-            out += 1
-        out = _put_hex(out, w[i])
-    if best < 8:
-        out[0] = b':'
-        out[1] = b':'
-        out += 2
-        for i in range(best + best_len, 8):
-            if i > best + best_len:
-                out[0] = b':'
-                out += 1
-            out = _put_hex(out, w[i])
-    return PyUnicode_FromStringAndSize(buf, out - buf)
+    return PyUnicode_FromStringAndSize(buf, put_ipv6_groups(buf, w) - buf)
 
 
 def canonical(ip):

@@ -19,6 +19,8 @@ as namedtuple's own ``_make`` does, skipping its generated ``__new__``).
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcmp
 
+from lbproxy._fast.addrtext cimport put_ipv6_groups, put_quad
+
 from lbproxy._fast.proxyproto_py import (
     V1_MAX_LENGTH,
     V2_MAX_LENGTH,
@@ -40,8 +42,6 @@ cdef Py_ssize_t _V1_MAX = V1_MAX_LENGTH
 cdef Py_ssize_t _V2_MAX = V2_MAX_LENGTH
 cdef bytes _SIGNATURE = V2_SIGNATURE
 cdef const unsigned char *_SIG = <const unsigned char *>PyBytes_AS_STRING(_SIGNATURE)
-cdef const char *_HEXDIGITS = b"0123456789abcdef"
-
 _new = tuple.__new__
 
 
@@ -254,50 +254,19 @@ cdef bint _ipv6(const unsigned char *s, Py_ssize_t n, unsigned short *words) noe
     return True
 
 
-cdef char *_put_decimal(char *out, unsigned int v) noexcept:
-    if v >= 100:
-        out[0] = <char>(48 + v // 100)
-        out += 1
-    if v >= 10:
-        out[0] = <char>(48 + v // 10 % 10)
-        out += 1
-    out[0] = <char>(48 + v % 10)
-    return out + 1
-
-
-cdef char *_put_quad(char *out, unsigned int a, unsigned int b, unsigned int c,
-                     unsigned int d) noexcept:
-    out = _put_decimal(out, a)
-    out[0] = b'.'
-    out = _put_decimal(out + 1, b)
-    out[0] = b'.'
-    out = _put_decimal(out + 1, c)
-    out[0] = b'.'
-    return _put_decimal(out + 1, d)
-
-
-cdef char *_put_hex(char *out, unsigned int v) noexcept:
-    cdef int shift = 12
-    while shift > 0 and (v >> shift) == 0:
-        shift -= 4
-    while shift >= 0:
-        out[0] = _HEXDIGITS[(v >> shift) & 15]
-        out += 1
-        shift -= 4
-    return out
-
-
 cdef bytes _format_ipv4(const unsigned char *b):
     cdef char buf[16]
-    cdef char *end = _put_quad(buf, b[0], b[1], b[2], b[3])
+    cdef char *end = put_quad(buf, b[0], b[1], b[2], b[3])
     return PyBytes_FromStringAndSize(buf, end - buf)
 
 
 cdef bytes _format_ipv6(const unsigned short *w):
-    """RFC 5952 text, as the twin's ``_format_ipv6``."""
+    """RFC 5952 text, as the twin's ``_format_ipv6``: an IPv4-mapped address
+    with its dotted-quad tail."""
     cdef char buf[48]
     cdef char *out = buf
-    cdef int i, run = 0, best = -1, best_len = 1
+    cdef unsigned int groups[8]
+    cdef int i
     if w[0] == 0 and w[1] == 0 and w[2] == 0 and w[3] == 0 and w[4] == 0 and w[5] == 0xFFFF:
         out[0] = b':'
         out[1] = b':'
@@ -306,31 +275,11 @@ cdef bytes _format_ipv6(const unsigned short *w):
         out[4] = b'f'
         out[5] = b'f'
         out[6] = b':'
-        out = _put_quad(out + 7, w[6] >> 8, w[6] & 255, w[7] >> 8, w[7] & 255)
+        out = put_quad(out + 7, w[6] >> 8, w[6] & 255, w[7] >> 8, w[7] & 255)
         return PyBytes_FromStringAndSize(buf, out - buf)
     for i in range(8):
-        run = run + 1 if w[i] == 0 else 0
-        if run > best_len:
-            best = i - run + 1
-            best_len = run
-    if best < 0:
-        best = 8  # no run: every group written, none skipped
-        best_len = 0
-    for i in range(best):
-        if i:
-            out[0] = b':'
-            out += 1
-        out = _put_hex(out, w[i])
-    if best < 8:
-        out[0] = b':'
-        out[1] = b':'
-        out += 2
-        for i in range(best + best_len, 8):
-            if i > best + best_len:
-                out[0] = b':'
-                out += 1
-            out = _put_hex(out, w[i])
-    return PyBytes_FromStringAndSize(buf, out - buf)
+        groups[i] = w[i]
+    return PyBytes_FromStringAndSize(buf, put_ipv6_groups(buf, groups) - buf)
 
 
 # --- version 2 ---

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from time import monotonic, time
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ from lbproxy.routing.shard import Directory, ShardChooser, WeightedChoice
 
 if TYPE_CHECKING:
     from lbproxy.http.exchange import Exchange
+    from lbproxy.http.listener import ListenerRuntime
     from lbproxy.http.pool import PoolRuntime
     from lbproxy.routing.geo import GeoResolver
 
@@ -77,42 +79,39 @@ def client_address(peer: bytes, trusted: bool, headers: Headers, table: Any) -> 
     return found
 
 
-class _Chooser:
+class _Chooser(ABC):
+    """What every route target does: choose a pool per request, and say
+    which it would choose for /api/explain."""
+
     __slots__ = ("pools",)
 
     def __init__(self, pools: Mapping[str, PoolRuntime]) -> None:
         self.pools = pools
 
+    @abstractmethod
     def choose(self, ex: Exchange, headers: Headers) -> None:
-        raise NotImplementedError
+        """Set ``ex.pool``, or a local answer (``ex.local_status``)."""
 
+    @abstractmethod
     def explain(self, q: Query) -> tuple[str | None, str, dict[str, Any]]:
         """For /api/explain, without changing anything: the pool a request
         like ``q`` would go to (None: none, or chosen at random), why, and
         what the target looked at."""
-        raise NotImplementedError
 
 
 class Query:
     """A request as /api/explain describes it (lbproxy/explain.py)."""
 
-    __slots__ = ("client_ip", "headers", "is_trusted", "method", "path", "trusted_table")
+    __slots__ = ("client_ip", "headers", "lr", "method", "path")
 
     def __init__(
-        self,
-        method: bytes,
-        path: bytes,
-        headers: Headers,
-        client_ip: bytes,
-        is_trusted: Callable[[bytes], bool],
-        trusted_table: Any,
+        self, method: bytes, path: bytes, headers: Headers, client_ip: bytes, lr: ListenerRuntime
     ) -> None:
         self.method = method
         self.path = path
         self.headers = headers
         self.client_ip = client_ip
-        self.is_trusted = is_trusted
-        self.trusted_table = trusted_table
+        self.lr = lr  # its trusted_proxies decide which X-Forwarded-For hops count
 
 
 class GeoChooser(_Chooser):
@@ -135,16 +134,23 @@ class GeoChooser(_Chooser):
             for r in cfg.regions
         }
 
+    def _place(
+        self, peer: bytes, trusted: bool, headers: Headers, table: Any
+    ) -> tuple[str, str, bytes]:
+        """The client's region among this route's, how it was found, and the
+        address looked up."""
+        geo = self.env.geo
+        if geo is None:
+            return self.default, "default", peer
+        address = client_address(peer, trusted, headers, table)
+        found, source = geo.region(address, trusted, headers)
+        if found in self.names:
+            return found, source, address
+        return self.default, "default", address
+
     def choose(self, ex: Exchange, headers: Headers) -> None:
         client = ex.client
-        region = self.default
-        geo = self.env.geo
-        if geo is not None:
-            lr = client.lr
-            ip = client_address(client.client_ip, client.trusted, headers, lr.trusted_table)
-            found, _ = geo.region(ip, client.trusted, headers)
-            if found in self.names:
-                region = found
+        region = self._place(client.client_ip, client.trusted, headers, client.lr.trusted_table)[0]
         order = self.order[region]
         ex.region = order[0][0]
         pools = self.pools
@@ -160,15 +166,8 @@ class GeoChooser(_Chooser):
         ex.served_region = order[0][0]
 
     def explain(self, q: Query) -> tuple[str | None, str, dict[str, Any]]:
-        region, source = self.default, "default"
-        geo = self.env.geo
-        trusted = q.is_trusted(q.client_ip)
-        address = q.client_ip
-        if geo is not None:
-            address = client_address(q.client_ip, trusted, q.headers, q.trusted_table)
-            found, found_from = geo.region(address, trusted, q.headers)
-            if found in self.names:
-                region, source = found, str(found_from)
+        trusted = q.lr.is_trusted(q.client_ip)
+        region, source, address = self._place(q.client_ip, trusted, q.headers, q.lr.trusted_table)
         info: dict[str, Any] = {
             "kind": "geo",
             "client_address": address.decode("latin-1"),
@@ -251,14 +250,16 @@ class ReadWriteChooser(_Chooser):
         self.purpose = b"rw:" + self.cookie
         self.signer = env.signer
 
+    def _wrote_lately(self, headers: Headers) -> bool:
+        """The client carries a valid cookie from a write within the window."""
+        if not self.stick:
+            return False
+        value = find_cookie(headers, self.cookie)
+        return value is not None and self.signer.unseal(self.purpose, value, time()) is not None
+
     def choose(self, ex: Exchange, headers: Headers) -> None:
         if ex.method in SAFE_METHODS:
-            name = self.read
-            if self.stick:
-                value = find_cookie(headers, self.cookie)
-                if value is not None and self.signer.unseal(self.purpose, value, time()):
-                    name = self.write
-            ex.pool = self.pools[name]
+            ex.pool = self.pools[self.write if self._wrote_lately(headers) else self.read]
             return
         ex.pool = self.pools[self.write]
         if self.stick:
@@ -273,11 +274,8 @@ class ReadWriteChooser(_Chooser):
         info: dict[str, Any] = {"kind": "read_write", "read": self.read, "write": self.write}
         if q.method not in SAFE_METHODS:
             return self.write, f"{q.method.decode()} writes: the write pool", info
-        if self.stick:
-            value = find_cookie(q.headers, self.cookie)
-            if value is not None and self.signer.unseal(self.purpose, value, time()):
-                how = "a read within stick_after_write of a write: the write pool"
-                return self.write, how, info
+        if self._wrote_lately(q.headers):
+            return self.write, "a read within stick_after_write of a write: the write pool", info
         return self.read, f"{q.method.decode()} reads: the read pool", info
 
 
@@ -307,16 +305,25 @@ class SplitChooser(_Chooser):
         self.weights = merged
         self.choice = choice
 
+    def _kept(self, headers: Headers) -> str | None:
+        """With ``sticky``: the pool the client's valid cookie names, while
+        that pool keeps a weight."""
+        if not self.sticky:
+            return None
+        value = find_cookie(headers, self.cookie)
+        if value is None:
+            return None
+        payload = self.signer.unseal(self.purpose, value, time())
+        if payload is None:
+            return None
+        name = payload.decode("ascii", "replace")
+        return name if self.weights.get(name, 0) > 0 else None
+
     def choose(self, ex: Exchange, headers: Headers) -> None:
-        if self.sticky:
-            value = find_cookie(headers, self.cookie)
-            if value is not None:
-                payload = self.signer.unseal(self.purpose, value, time())
-                if payload is not None:
-                    name = payload.decode("ascii", "replace")
-                    if self.weights.get(name, 0) > 0:
-                        ex.pool = self.pools[name]
-                        return
+        kept = self._kept(headers)
+        if kept is not None:
+            ex.pool = self.pools[kept]
+            return
         name = self.choice.pick(random.random())
         ex.pool = self.pools[name]
         if self.sticky:
@@ -327,13 +334,9 @@ class SplitChooser(_Chooser):
 
     def explain(self, q: Query) -> tuple[str | None, str, dict[str, Any]]:
         info: dict[str, Any] = {"kind": "split", "weights": dict(self.weights)}
-        if self.sticky:
-            value = find_cookie(q.headers, self.cookie)
-            if value is not None:
-                payload = self.signer.unseal(self.purpose, value, time())
-                if payload is not None and self.weights.get(payload.decode("ascii", "replace"), 0):
-                    name = payload.decode("ascii")
-                    return name, f"the client's split cookie keeps it on {name}", info
+        kept = self._kept(q.headers)
+        if kept is not None:
+            return kept, f"the client's split cookie keeps it on {kept}", info
         return None, "a weighted random choice between the pools", info
 
 

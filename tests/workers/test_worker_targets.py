@@ -9,28 +9,33 @@ import asyncio
 import contextlib
 import os
 import re
-import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 
-from tests.support import BackendServer, free_port, named_backends, read_response
+from tests.support import (
+    BackendServer,
+    free_port,
+    lbproxy_process,
+    named_backends,
+    read_response,
+)
 
 TOKEN = "worker-targets-token"
 BATCH = 24  # connections held at once: both workers get some (p(all on one) ~ 1e-7)
 
 
-def _config(bs: list[BackendServer], port: int, admin: int, csv: Path) -> str:
+def _config(bs: list[BackendServer], admin: int, csv: Path) -> str:
+    """``{port}`` is left for lbproxy_process to fill in."""
     def one(i: int) -> str:
         return f'{{address: "{bs[i].address}"}}'
 
     return f"""
 listeners:
   - name: web
-    bind: "127.0.0.1:{port}"
+    bind: "127.0.0.1:{{port}}"
     routes:
       - match: {{path_prefix: /split}}
         split: [{{pool: p0, weight: 1}}, {{pool: p1, weight: 1}}]
@@ -120,43 +125,28 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running(tmp_path: Path) -> AsyncIterator[tuple[Running, list[BackendServer], Path]]:
-    port, admin = free_port(), free_port()
+    admin = free_port()
     csv = tmp_path / "shards.csv"
     csv.write_text("acme,p0\nglobex,p1\n")
-    async with named_backends(5) as bs:
-        cfg = tmp_path / "lb.yaml"
-        cfg.write_text(_config(bs, port, admin, csv))
-        log = tmp_path / "lbproxy.stderr"
-        env = {**os.environ, "LBPROXY_ADMIN_TOKEN": TOKEN}
-        with log.open("wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "lbproxy", "--config", str(cfg)],
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                env=env,
-            )
-        try:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 20
-            while not re.search(r"listening on http://127\.0\.0\.1", log.read_text()):
-                assert proc.poll() is None, f"lbproxy exited:\n{log.read_text()}"
-                assert loop.time() < deadline, f"lbproxy did not start:\n{log.read_text()}"
-                await asyncio.sleep(0.05)
-            r = Running(proc, port, admin, log)
-            # Both workers serving before the batches count on it.
-            for _ in range(100):
-                if len(r.worker_pids()) == 2:
-                    break
-                await asyncio.sleep(0.05)
-            yield r, bs, csv
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                raise AssertionError(f"lbproxy did not stop:\n{log.read_text()}") from None
+    env = {**os.environ, "LBPROXY_ADMIN_TOKEN": TOKEN}
+    async with (
+        named_backends(5) as bs,
+        lbproxy_process(_config(bs, admin, csv), tmp_path, env=env) as lp,
+    ):
+        # The port accepts as soon as the supervisor holds it; the log line
+        # comes once workers serve, and both must before a batch counts on it.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while not re.search(r"listening on http://127\.0\.0\.1", lp.stderr()):
+            assert lp.returncode is None, f"lbproxy exited:\n{lp.stderr()}"
+            assert loop.time() < deadline, f"lbproxy did not start:\n{lp.stderr()}"
+            await asyncio.sleep(0.05)
+        r = Running(lp.proc, lp.port, admin, lp.log)
+        for _ in range(100):
+            if len(r.worker_pids()) == 2:
+                break
+            await asyncio.sleep(0.05)
+        yield r, bs, csv
 
 
 def _both_workers(spread: dict[int, int]) -> None:

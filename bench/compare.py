@@ -416,9 +416,11 @@ def unverified_tls_context() -> ssl.SSLContext:
     return ctx
 
 
-def http_probe(port: int, timeout: float = 1.0, tls: bool = False) -> str | None:
-    """None if GET / (over TLS if ``tls``) returns 200 with the backend body,
-    else a reason."""
+def http_probe(
+    port: int, timeout: float = 1.0, tls: bool = False, body: str | None = BACKEND_BODY
+) -> str | None:
+    """None if GET / (over TLS if ``tls``) returns 200 with ``body`` (the
+    backend's; None: any), else a reason."""
     conn = (
         http.client.HTTPSConnection(
             "127.0.0.1", port, timeout=timeout, context=unverified_tls_context()
@@ -429,26 +431,29 @@ def http_probe(port: int, timeout: float = 1.0, tls: bool = False) -> str | None
     try:
         conn.request("GET", "/")
         resp = conn.getresponse()
-        body = resp.read()
+        got = resp.read()
     except (OSError, http.client.HTTPException) as exc:
         return f"{type(exc).__name__}: {exc}"
     finally:
         conn.close()
     if resp.status != 200:
         return f"HTTP {resp.status}"
-    if body.decode(errors="replace") != BACKEND_BODY:
-        return f"unexpected body {body[:60]!r}"
+    if body is not None and got.decode(errors="replace") != body:
+        return f"unexpected body {got[:60]!r}"
     return None
 
 
-def wait_ready(server: Managed, port: int, timeout: float, tls: bool = False) -> str | None:
-    """Poll until the server answers correctly; None on success, else why not."""
+def wait_ready(
+    server: Managed, port: int, timeout: float, tls: bool = False, body: str | None = BACKEND_BODY
+) -> str | None:
+    """Poll until the server answers correctly (``body``: see http_probe);
+    None on success, else why not."""
     deadline = time.monotonic() + timeout
     reason = "no attempt"
     while time.monotonic() < deadline:
         if not server.alive():
             return f"exited with status {server.proc.returncode}: {reason}"
-        reason = http_probe(port, tls=tls) or ""
+        reason = http_probe(port, tls=tls, body=body) or ""
         if not reason:
             return None
         time.sleep(0.1)

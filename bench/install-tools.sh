@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the external tools bench/compare.py drives: wrk, nginx, haproxy.
+# Install the external tools the benchmarks drive: wrk, nginx, haproxy
+# (bench/compare.py and the scripts built on it) and testssl (bench/testssl.py).
 #
 # Idempotent: a tool already on PATH (or in /usr/sbin, where Debian puts nginx
 # and haproxy) is left alone, and `apt-get update` runs at most once, only when
@@ -28,7 +29,7 @@ fi
 have() { command -v "$1" >/dev/null 2>&1; }
 
 missing=()
-for tool in wrk nginx haproxy; do
+for tool in wrk nginx haproxy testssl; do
     if have "$tool"; then
         echo "ok: $tool -> $(command -v "$tool")"
     else
@@ -98,6 +99,13 @@ for tool in "${missing[@]}"; do
             else
                 pkgs+=(nginx)
             fi
+            ;;
+        testssl)
+            # Debian's package is testssl.sh; its command is testssl.
+            if ! has_candidate testssl.sh; then
+                ensure_updated
+            fi
+            pkgs+=(testssl.sh)
             ;;
         *)
             if ! has_candidate "$tool"; then

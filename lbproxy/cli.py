@@ -95,6 +95,14 @@ def run(config: Config) -> int:
         return EXIT_BIND
 
 
+def _scheme(config: Config, listener: str) -> str:
+    """The URL scheme a listener answers: https where it terminates TLS."""
+    for lc in config.listeners:
+        if lc.name == listener and lc.tls is not None:
+            return "https"
+    return "http"
+
+
 def run_workers(config: Config, count: int) -> int:
     """Run a supervisor and ``count`` worker processes until SIGTERM/SIGINT."""
     import uvloop
@@ -118,7 +126,8 @@ async def _supervise(config: Config, count: int) -> int:
         log.info("sample backends on %s", ", ".join(sup.control.samples.addresses()))
     for name, (host, port) in sup.addresses().items():
         shown = f"[{host}]" if ":" in host else host
-        log.info("listening on http://%s:%d (listener %s, %d workers)", shown, port, name, count)
+        url = f"{_scheme(config, name)}://{shown}:{port}"
+        log.info("listening on %s (listener %s, %d workers)", url, name, count)
     _handle_signals(loop, sup.stop, sup.reload, config.shutdown_timeout)
     await sup.wait_stopped()
     log.info("stopped")
@@ -164,7 +173,7 @@ async def _serve(config: Config) -> int:
         log.info("sample backends on %s", ", ".join(proxy.samples.addresses()))
     for name, (host, port) in proxy.addresses().items():
         shown = f"[{host}]" if ":" in host else host
-        log.info("listening on http://%s:%d (listener %s)", shown, port, name)
+        log.info("listening on %s://%s:%d (listener %s)", _scheme(config, name), shown, port, name)
     _handle_signals(loop, proxy.stop, proxy.reload, config.shutdown_timeout)
     await proxy.wait_stopped()
     log.info("stopped")

@@ -222,3 +222,49 @@ async def test_signal_drains_the_request_in_flight_then_exits_0(
             log = log_path.read_text()
             assert code == 0, log
             assert signum.name in log
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_the_startup_log_gives_each_listener_its_scheme(tmp_path: Path, workers: int) -> None:
+    """A TLS listener is announced with https://, a plain one with http://,
+    by the single process and by a supervisor of workers alike."""
+    import trustme
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert("site.test")
+    cert, key = tmp_path / "site.pem", tmp_path / "site.key"
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    plain, secure = free_port(), free_port()
+    path = write(
+        tmp_path,
+        textwrap.dedent(
+            f"""\
+            workers: {workers}
+            listeners:
+              - name: plain
+                bind: "127.0.0.1:{plain}"
+                routes: [{{match: {{path_prefix: /}}, pool: web}}]
+              - name: secure
+                bind: "127.0.0.1:{secure}"
+                tls: {{certificates: [{{cert: "{cert}", key: "{key}"}}]}}
+                routes: [{{match: {{path_prefix: /}}, pool: web}}]
+            pools:
+              web:
+                backends: [{{address: "127.0.0.1:9"}}]
+            """
+        ),
+    )
+    log_path = tmp_path / "lbproxy.log"
+    async with lbproxy_process(path, log_path) as proc:
+        await wait_listening(proc, log_path, plain)
+
+        def announced() -> bool:
+            return f"listening on https://127.0.0.1:{secure} (listener secure" in (
+                log_path.read_text()
+            )
+
+        await poll_until(announced, 15.0, "the TLS listener's announcement")
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), RUN_TIMEOUT)
+    assert f"http://127.0.0.1:{secure}" not in log_path.read_text()

@@ -20,3 +20,11 @@ class CidrTable:
 def forwarded_client(
     peer: bytes, headers: Sequence[tuple[bytes, bytes]], trusted: CidrTable | None
 ) -> bytes: ...
+def locate(
+    peer: bytes,
+    trusted: bool,
+    headers: Sequence[tuple[bytes, bytes]],
+    trusted_table: CidrTable | None,
+    first: CidrTable | None,
+    second: CidrTable | None,
+) -> int: ...

@@ -27,7 +27,7 @@ from lbproxy._fast.addrtext cimport put_ipv6_groups, put_quad
 
 from lbproxy._fast.cidr_py import MAX_VALUE, check_ranges, ranges, split_networks
 
-__all__ = ["MAX_VALUE", "CidrTable", "canonical"]
+__all__ = ["MAX_VALUE", "CidrTable", "canonical", "forwarded_client", "locate"]
 
 cdef extern from "Python.h":
     # A macro over the string's header: no method call, no allocation.
@@ -100,6 +100,73 @@ cdef inline int _hexval(unsigned char c) noexcept nogil:
     if 65 <= c <= 70:
         return c - 55
     return -1
+
+
+cdef bint _ipv6_plain(const unsigned char *s, Py_ssize_t n, Address *a) noexcept nogil:
+    """The usual IPv6 text in one pass: groups of 1-4 hex digits separated
+    by ':', with at most one '::' standing for one zero group or more. False
+    for anything else (a zone, an IPv4 tail, a slip), which ``_ipv6`` then
+    reads by ``ipaddress``'s rules; every text this accepts, ``_ipv6``
+    accepts with the same value, so this only saves its five passes."""
+    cdef uint32_t words[8]
+    cdef Py_ssize_t i = 0, k, m
+    cdef int count = 0, skip = -1, digits, d
+    cdef uint32_t value
+    if n < 2:
+        return False
+    if s[0] == 58:  # ':' opens only "::"
+        if s[1] != 58:
+            return False
+        skip = 0
+        i = 2
+    while i < n:
+        value = 0
+        digits = 0
+        while i < n:
+            d = _hexval(s[i])
+            if d < 0:
+                break
+            value = value << 4 | <uint32_t>d
+            digits += 1
+            i += 1
+        if digits == 0 or digits > 4 or count == 8:
+            return False
+        words[count] = value
+        count += 1
+        if i == n:
+            break
+        if s[i] != 58:  # '.', '%', '/' or garbage: the general reader decides
+            return False
+        i += 1
+        if i == n:
+            return False  # a lone ':' at the end
+        if s[i] == 58:
+            if skip >= 0:
+                return False
+            skip = count
+            i += 1
+    if skip < 0:
+        if count != 8:
+            return False
+    else:
+        if count > 7:
+            return False
+        # Move the groups after "::" to the end; zeros between.
+        m = 8 - count
+        for k in range(count - 1, skip - 1, -1):
+            words[k + m] = words[k]
+        for k in range(skip, skip + m):
+            words[k] = 0
+    a.hi = (<uint64_t>words[0] << 48 | <uint64_t>words[1] << 32
+            | <uint64_t>words[2] << 16 | <uint64_t>words[3])
+    a.lo = (<uint64_t>words[4] << 48 | <uint64_t>words[5] << 32
+            | <uint64_t>words[6] << 16 | <uint64_t>words[7])
+    if a.hi == 0 and a.lo >> 32 == 0xFFFF:  # IPv4-mapped: an IPv4 client
+        a.version = 4
+        a.v4 = <uint32_t>a.lo
+    else:
+        a.version = 6
+    return True
 
 
 cdef bint _ipv6(const unsigned char *s, Py_ssize_t n, Address *a) noexcept nogil:
@@ -213,7 +280,7 @@ cdef bint _parse_chars(const unsigned char *s, Py_ssize_t n, Address *a) noexcep
     a.version = 0
     for i in range(n):
         if s[i] == 58:  # IPv6 text has two ':' at least; IPv4 text has none
-            return _ipv6(s, n, a)
+            return _ipv6_plain(s, n, a) or _ipv6(s, n, a)
     if _ipv4(s, n, &a.v4):
         a.version = 4
         return True
@@ -433,15 +500,19 @@ cdef bint _is_xff(bytes name) noexcept:
     return True
 
 
-def forwarded_client(bytes peer, list headers, CidrTable trusted):
-    """The nearest X-Forwarded-For hop that is not a trusted proxy; see
-    ``cidr_py.forwarded_client``. Walks the fields' bytes from the right in
-    C, each hop parsed where it lies; only the answer becomes an object."""
+cdef const unsigned char *_walk(
+    list headers, CidrTable trusted, Address *a, Py_ssize_t *n
+) except? NULL:
+    """The nearest X-Forwarded-For hop that is not a trusted proxy: its text
+    (a pointer into the field's bytes, which ``headers`` keeps alive; length
+    in ``n``) with its parsed address in ``a``; NULL for none usable (the
+    peer stands). See ``cidr_py.forwarded_client``. The fields' bytes are
+    walked from the right, each hop parsed where it lies."""
     cdef const unsigned char *p
+    cdef const unsigned char *found = NULL
     cdef Py_ssize_t f, start, end, s, e
+    cdef Address hop
     cdef bytes value
-    cdef object found = peer
-    cdef Address a
     cdef int32_t hit
     for f in range(len(headers) - 1, -1, -1):
         field = <tuple>headers[f]
@@ -463,12 +534,50 @@ def forwarded_client(bytes peer, list headers, CidrTable trusted):
             end = start
             if s == e:
                 continue  # an empty hop: skipped
-            if not _parse_chars(p + s, e - s, &a):
+            if not _parse_chars(p + s, e - s, &hop):
                 return found  # garbage ends the walk at the last good hop
-            found = PyBytes_FromStringAndSize(<const char *>p + s, e - s)
+            found = p + s
+            n[0] = e - s
+            a[0] = hop
             if trusted is None:
                 return found
-            hit = trusted._find4(a.v4) if a.version == 4 else trusted._find6(a.hi, a.lo)
+            hit = trusted._find4(hop.v4) if hop.version == 4 else trusted._find6(hop.hi, hop.lo)
             if hit < 0:
                 return found
+    return found
+
+
+def forwarded_client(bytes peer, list headers, CidrTable trusted):
+    """The nearest X-Forwarded-For hop that is not a trusted proxy; see
+    ``cidr_py.forwarded_client``. Only the answer becomes an object."""
+    cdef Address a
+    cdef Py_ssize_t n = 0
+    cdef const unsigned char *found = _walk(headers, trusted, &a, &n)
+    if found == NULL:
+        return peer
+    return PyBytes_FromStringAndSize(<const char *>found, n)
+
+
+cdef inline int32_t _find(CidrTable table, Address *a) noexcept:
+    if table is None:
+        return -1
+    if a.version == 4:
+        return table._find4(a.v4)
+    return table._find6(a.hi, a.lo)
+
+
+def locate(bytes peer, bint trusted, list headers, CidrTable trusted_table,
+           CidrTable first, CidrTable second):
+    """The value of the client's address in ``first``, else in ``second``
+    (either may be None); -1 for none. See ``cidr_py.locate``. The address
+    is parsed once, where it lies, and no object is made for it."""
+    cdef Address a
+    cdef Py_ssize_t n = 0
+    cdef int32_t found
+    if not trusted or _walk(headers, trusted_table, &a, &n) == NULL:
+        if not _parse(peer, &a):
+            return -1
+    found = _find(first, &a)
+    if found < 0:
+        found = _find(second, &a)
     return found

@@ -61,6 +61,7 @@ __all__ = [
     "canonical",
     "check_ranges",
     "forwarded_client",
+    "locate",
     "ranges",
     "split_networks",
 ]
@@ -276,3 +277,26 @@ def forwarded_client(
         if trusted is None or trusted.lookup(entry) < 0:
             break
     return found
+
+
+def locate(
+    peer: bytes,
+    trusted: bool,
+    headers: Sequence[tuple[bytes, bytes]],
+    trusted_table: CidrTable | None,
+    first: CidrTable | None,
+    second: CidrTable | None,
+) -> int:
+    """The value of the client's address in ``first``, else in ``second``
+    (either may be None); -1 for none, or when the address is not one. The
+    client's address is ``peer``, or when the peer is ``trusted`` (one of
+    ``trusted_table``) what ``forwarded_client`` finds. One call for what a
+    geo route asks per request: the compiled twin parses the address once,
+    where it lies in the header."""
+    address = forwarded_client(peer, headers, trusted_table) if trusted else peer
+    for table in (first, second):
+        if table is not None:
+            found = table.lookup(address)
+            if found >= 0:
+                return found
+    return -1

@@ -117,7 +117,7 @@ class AccessLogger:
                 # Geo routes only; region names are config names (no escaping).
                 line = b"".join(
                     (line[:-1], b',"region":"', ex.region, b'","served_region":"',
-                     ex.served_region, b'"}')
+                     ex.served_region or ex.region, b'"}')
                 )  # fmt: skip
         else:
             when = self._clock(now).decode()

@@ -524,8 +524,8 @@ class ClientConnection:
         if location:
             ex.local_headers = b"Location: " + location + b"\r\n"
         if chooser is not None:
-            chooser.choose(ex, headers)
-            pool = ex.pool
+            pool = chooser.choose(ex, headers, self.client_ip, self.trusted, lr.trusted_table)
+            ex.pool = pool
         if pool is not None:
             if pool.sticky is not None:
                 ex.pinned = pool.sticky.pins.lookup(headers)

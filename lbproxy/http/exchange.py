@@ -257,7 +257,9 @@ class Exchange:
         self.picked_at = 0.0  # when the backend was picked, for latency-aware pools
         self.pinned: BackendState | None = None  # a sticky pool's backend from the cookie
         self.resp_extra = b""  # header lines a route target adds to the response (cookies)
-        self.region = b""  # geo routes: the client's region and the one that served it
+        # Geo routes: the client's region, and the one that served it when
+        # another did (a failover; empty: the client's own).
+        self.region = b""
         self.served_region = b""
         self.attempts = 0  # tries on backends so far (retries.attempts bounds it)
         # For the access log: the last try's connect time (0: a reused

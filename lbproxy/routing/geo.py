@@ -122,19 +122,20 @@ class GeoResolver:
         "_cache_size",
         "_continents",
         "_countries",
-        "_db_regions",
-        "_header",
-        "_known",
+                "_known",
         "_lock",
-        "_network_regions",
         "_networks",
         "_old",
         "_path",
         "_reader",
         "_stop",
         "_table",
+        "code_of",
         "default",
+        "header",
+        "names",
         "regions",
+        "tables",
     )
 
     def __init__(
@@ -159,20 +160,27 @@ class GeoResolver:
         self.default = default
         # Header values are compared as sent, without decoding per request.
         self._known = {name.encode(): name for name in self.regions}
-        self._header = lookup.trust_header.lower().encode() if lookup.trust_header else None
-        # The table holds small ints; each is an index into this tuple.
-        self._network_regions = tuple(dict.fromkeys(region for _, region in lookup.networks))
-        index = {name: i for i, name in enumerate(self._network_regions)}
-        self._networks = (
-            _cidr.CidrTable((cidr, index[region]) for cidr, region in lookup.networks)
-            if lookup.networks
-            else None
-        )
+        self.header = lookup.trust_header.lower().encode() if lookup.trust_header else None
         self._countries = dict(lookup.countries)
         self._continents = dict(lookup.continents)
-        # The flattened table holds small ints; each is an index into this tuple.
-        self._db_regions = tuple(
-            dict.fromkeys((*self._countries.values(), *self._continents.values()))
+        # Every region this resolver can answer, once each: a region's code
+        # is its index here. Both tables (networks, the flattened database)
+        # hold codes, so one compiled call can answer from either (code()).
+        self.names: tuple[str, ...] = tuple(
+            dict.fromkeys(
+                (
+                    *(region for _, region in lookup.networks),
+                    *self._countries.values(),
+                    *self._continents.values(),
+                    *sorted(self.regions),
+                )
+            )
+        )
+        self.code_of = {name: i for i, name in enumerate(self.names)}
+        self._networks = (
+            _cidr.CidrTable((cidr, self.code_of[region]) for cidr, region in lookup.networks)
+            if lookup.networks
+            else None
         )
         self._cache_size = cache_size
         self._cache: dict[bytes, str | None] = {}  # client_ip -> database answer
@@ -184,6 +192,12 @@ class GeoResolver:
         self._reader: maxminddb.Reader | None = None
         if lookup.database is not None:
             self._reader = _open(lookup.database)
+        # What cidr.locate looks in, or None while the reader answers
+        # (until the table is ready): see code().
+        self.tables: tuple[_cidr.CidrTable | None, _cidr.CidrTable | None] | None = (
+            None if self._reader is not None else (self._networks, None)
+        )
+        if lookup.database is not None:
             if flatten == "now":
                 self._flatten()
             elif flatten == "background":
@@ -200,19 +214,19 @@ class GeoResolver:
         self, client_ip: bytes, trusted: bool, headers: Sequence[tuple[bytes, bytes]]
     ) -> tuple[str, Source]:
         """``(region, source)`` for a client; see the module docstring."""
-        if trusted and self._header is not None:
+        if trusted and self.header is not None:
             found = self._from_header(headers)
             if found is not None:
                 return found, "header"
         if self._networks is not None:
             i = self._networks.lookup(client_ip)
             if i >= 0:
-                return self._network_regions[i], "network"
+                return self.names[i], "network"
         table = self._table
         if table is not None:
             i = table.lookup(client_ip)
             if i >= 0:
-                return self._db_regions[i], "database"
+                return self.names[i], "database"
             return self.default, "default"
         if self._reader is not None:
             found = self._cache.get(client_ip, _MISS)
@@ -221,6 +235,29 @@ class GeoResolver:
             if found is not None:
                 return found, "database"
         return self.default, "default"
+
+    def code(
+        self,
+        peer: bytes,
+        trusted: bool,
+        headers: Sequence[tuple[bytes, bytes]],
+        trusted_table: _cidr.CidrTable | None,
+    ) -> int:
+        """The data path's ``region``: the client's region as its index in
+        ``names``, -1 when nothing places it (the caller's default). Takes
+        the peer's address, not the client's: the client's is found here
+        (the peer's, or from a ``trusted`` peer the X-Forwarded-For walk over
+        ``trusted_table``). Once the database is a table (or without one),
+        and unless a trusted header is to be read, that is one compiled call
+        (``cidr.locate`` on ``tables``): the address is parsed once, in the
+        header, and looked up in the networks, then the table. A caller on
+        the hot path may make that call itself under the same condition."""
+        tables = self.tables
+        if tables is None or (trusted and self.header is not None):
+            address = _cidr.forwarded_client(peer, headers, trusted_table) if trusted else peer
+            name, source = self.region(address, trusted, headers)
+            return -1 if source == "default" else self.code_of[name]
+        return _cidr.locate(peer, trusted, headers, trusted_table, tables[0], tables[1])
 
     def _cached(self, client_ip: bytes) -> str | None:
         """The database's answer when the current generation missed."""
@@ -241,6 +278,7 @@ class GeoResolver:
         with self._lock:
             self._table = None
             reader, self._reader = self._reader, None
+            self.tables = (self._networks, None)
             self._cache, self._old = {}, {}
         if reader is not None:
             reader.close()
@@ -254,7 +292,7 @@ class GeoResolver:
         assert path is not None  # only called with a database
         started = time.perf_counter()
         try:
-            index: dict[str | None, int] = {name: i for i, name in enumerate(self._db_regions)}
+            index: dict[str | None, int] = {name: i for i, name in enumerate(self.names)}
             index[None] = -1
 
             def value_of(record: object) -> int:
@@ -281,6 +319,7 @@ class GeoResolver:
             if self._stop.is_set():
                 return
             self._table = table
+            self.tables = (self._networks, table)
             self._cache, self._old = {}, {}  # no longer read
         log.info(
             "geo: %s flattened into %d IPv4 and %d IPv6 ranges in %.1f s",
@@ -291,7 +330,7 @@ class GeoResolver:
         )
 
     def _from_header(self, headers: Sequence[tuple[bytes, bytes]]) -> str | None:
-        want = self._header
+        want = self.header
         assert want is not None  # region() checks
         size = len(want)
         value: bytes | None = None

@@ -2,10 +2,15 @@
 
 The router maps a request to a route's target. For ``pool:`` routes that is
 the pool itself and nothing here runs. For the others the client calls
-``choose(ex, headers)`` once per request, after the exchange is made and
-before it starts: the chooser sets ``ex.pool`` (and what the access log or
-the response needs: regions, a Set-Cookie line), or a local answer
-(``ex.local_status``/``ex.reason``) when no pool can be named.
+``choose(ex, headers, peer, trusted, trusted_table)`` once per request,
+after the exchange is made and before it starts: the chooser returns the
+pool (and sets on ``ex`` what the access log or the response needs:
+regions, a Set-Cookie line), or None with a local answer
+(``ex.local_status``/``ex.reason``) when no pool can be named. The client
+passes what it knows of its peer (its address, whether it is one of the
+listener's ``trusted_proxies``, and their table) as arguments rather than
+have choosers read them off ``ex.client``: each such read is an attribute
+lookup on an extension type, and geo routes make several per request.
 
 Choosers look their pools up by name in the listener's current pool table
 (``self.pools``), so a pool replaced at run time (a backend added through
@@ -54,6 +59,7 @@ __all__ = [
 Headers = Sequence[tuple[bytes, bytes]]
 # Compiled: geo routes read X-Forwarded-For on every request.
 _forwarded = _load_fast("cidr").forwarded_client
+_locate = _load_fast("cidr").locate
 # Methods that read (RFC 9110 9.2.1): served by replicas.
 SAFE_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 
@@ -89,8 +95,10 @@ class _Chooser(ABC):
         self.pools = pools
 
     @abstractmethod
-    def choose(self, ex: Exchange, headers: Headers) -> None:
-        """Set ``ex.pool``, or a local answer (``ex.local_status``)."""
+    def choose(
+        self, ex: Exchange, headers: Headers, peer: bytes, trusted: bool, trusted_table: Any
+    ) -> PoolRuntime | None:
+        """The pool for ``ex``, or None with a local answer (``ex.local_status``)."""
 
     @abstractmethod
     def explain(self, q: Query) -> tuple[str | None, str, dict[str, Any]]:
@@ -118,11 +126,12 @@ class GeoChooser(_Chooser):
     """The client's region's pool; while it has no eligible backend, the
     first region in its failover list whose pool has one."""
 
-    __slots__ = ("default", "env", "names", "order")
+    __slots__ = ("by_code", "default", "env", "geo", "names", "order")
 
     def __init__(self, cfg: GeoTarget, pools: Mapping[str, PoolRuntime], env: TargetEnv) -> None:
         super().__init__(pools)
         self.env = env
+        self.geo = env.geo
         self.default = cfg.default
         by_name = {r.name: r for r in cfg.regions}
         self.names = frozenset(by_name)
@@ -133,6 +142,16 @@ class GeoChooser(_Chooser):
             )
             for r in cfg.regions
         }
+        # The same, per code of the resolver (GeoResolver.code), so that the
+        # data path goes from code to order by one index: a region this route
+        # does not define takes the default's order, and so does code -1
+        # (the last entry).
+        known = env.geo.names if env.geo is not None else ()
+        fallback = self.order[self.default]
+        self.by_code: tuple[tuple[tuple[bytes, str], ...], ...] = (
+            *(self.order.get(name, fallback) for name in known),
+            fallback,
+        )
 
     def _place(
         self, peer: bytes, trusted: bool, headers: Headers, table: Any
@@ -148,22 +167,40 @@ class GeoChooser(_Chooser):
             return found, source, address
         return self.default, "default", address
 
-    def choose(self, ex: Exchange, headers: Headers) -> None:
-        client = ex.client
-        region = self._place(client.client_ip, client.trusted, headers, client.lr.trusted_table)[0]
-        order = self.order[region]
-        ex.region = order[0][0]
+    def choose(
+        self, ex: Exchange, headers: Headers, peer: bytes, trusted: bool, trusted_table: Any
+    ) -> PoolRuntime | None:
+        geo = self.geo
+        if geo is None:
+            order = self.by_code[-1]
+        else:
+            tables = geo.tables
+            if tables is None or (trusted and geo.header is not None):
+                code = geo.code(peer, trusted, headers, trusted_table)
+            else:  # GeoResolver.code's compiled case, without its frame
+                code = _locate(peer, trusted, headers, trusted_table, tables[0], tables[1])
+            order = self.by_code[code]
+        home, pool_name = order[0]
+        ex.region = home
+        pool = self.pools[pool_name]
+        if pool.serving:
+            return pool
+        return self._failover(ex, order, pool)
+
+    def _failover(
+        self, ex: Exchange, order: tuple[tuple[bytes, str], ...], home: PoolRuntime
+    ) -> PoolRuntime:
+        """The first region after the client's own whose pool has an
+        eligible backend."""
         pools = self.pools
-        for served, pool_name in order:
+        for served, pool_name in order[1:]:
             pool = pools[pool_name]
             if pool.serving:
-                ex.pool = pool
                 ex.served_region = served
-                return
+                return pool
         # No region has an eligible backend: the home pool answers (503, or
         # its panic mode), so the failure shows where the client belongs.
-        ex.pool = pools[order[0][1]]
-        ex.served_region = order[0][0]
+        return home
 
     def explain(self, q: Query) -> tuple[str | None, str, dict[str, Any]]:
         trusted = q.lr.is_trusted(q.client_ip)
@@ -206,18 +243,20 @@ class ShardChooserRuntime(_Chooser):
         )
         self.chooser = ShardChooser(cfg, self.directory)
 
-    def choose(self, ex: Exchange, headers: Headers) -> None:
+    def choose(
+        self, ex: Exchange, headers: Headers, peer: bytes, trusted: bool, trusted_table: Any
+    ) -> PoolRuntime | None:
         directory = self.directory
         if directory is not None:
             directory.maybe_reload(monotonic())
-        key = self.key_of(headers, ex.target, ex.client.client_ip)
+        key = self.key_of(headers, ex.target, peer)
         name, why = self.chooser.choose(key)
         if name is None:
             ex.local_status = 400
             ex.reason = why
             ex.client_fault = True
-            return
-        ex.pool = self.pools[name]
+            return None
+        return self.pools[name]
 
     def explain(self, q: Query) -> tuple[str | None, str, dict[str, Any]]:
         key = self.key_of(q.headers, q.path, q.client_ip)
@@ -257,11 +296,11 @@ class ReadWriteChooser(_Chooser):
         value = find_cookie(headers, self.cookie)
         return value is not None and self.signer.unseal(self.purpose, value, time()) is not None
 
-    def choose(self, ex: Exchange, headers: Headers) -> None:
+    def choose(
+        self, ex: Exchange, headers: Headers, peer: bytes, trusted: bool, trusted_table: Any
+    ) -> PoolRuntime | None:
         if ex.method in SAFE_METHODS:
-            ex.pool = self.pools[self.write if self._wrote_lately(headers) else self.read]
-            return
-        ex.pool = self.pools[self.write]
+            return self.pools[self.write if self._wrote_lately(headers) else self.read]
         if self.stick:
             # Rounded up: the window lasts at least stick_after_write.
             until = math.ceil(time() + self.stick)
@@ -269,6 +308,7 @@ class ReadWriteChooser(_Chooser):
             ex.resp_extra += set_cookie_line(
                 self.cookie, value, self.stick, secure=ex.client.lr.proto == b"https"
             )
+        return self.pools[self.write]
 
     def explain(self, q: Query) -> tuple[str | None, str, dict[str, Any]]:
         info: dict[str, Any] = {"kind": "read_write", "read": self.read, "write": self.write}
@@ -319,18 +359,19 @@ class SplitChooser(_Chooser):
         name = payload.decode("ascii", "replace")
         return name if self.weights.get(name, 0) > 0 else None
 
-    def choose(self, ex: Exchange, headers: Headers) -> None:
+    def choose(
+        self, ex: Exchange, headers: Headers, peer: bytes, trusted: bool, trusted_table: Any
+    ) -> PoolRuntime | None:
         kept = self._kept(headers)
         if kept is not None:
-            ex.pool = self.pools[kept]
-            return
+            return self.pools[kept]
         name = self.choice.pick(random.random())
-        ex.pool = self.pools[name]
         if self.sticky:
             value = self.signer.seal(self.purpose, name.encode(), 0)
             ex.resp_extra += set_cookie_line(
                 self.cookie, value, None, secure=ex.client.lr.proto == b"https"
             )
+        return self.pools[name]
 
     def explain(self, q: Query) -> tuple[str | None, str, dict[str, Any]]:
         info: dict[str, Any] = {"kind": "split", "weights": dict(self.weights)}

@@ -591,3 +591,111 @@ def test_forwarded_client_examples(fast_impl: FastImpl) -> None:
         b"10.0.0.9"
     )
     assert mod.forwarded_client(b"10.0.0.2", [], proxies) == b"10.0.0.2"
+
+
+@st.composite
+def ipv6_spellings(draw: st.DrawFn) -> str:
+    """One IPv6 address in any of the spellings a client may send: groups
+    with or without leading zeros, in either case, with "::" for any run of
+    zero groups (or a one-group slip the reader must refuse)."""
+    words = draw(st.lists(st.integers(0, 0xFFFF), min_size=8, max_size=8))
+    if draw(st.booleans()):  # a run of zeros for "::" to stand for
+        at = draw(st.integers(0, 7))
+        for k in range(at, min(8, at + draw(st.integers(1, 8)))):
+            words[k] = 0
+    groups = [
+        format(w, "x").zfill(draw(st.integers(1, 5))) if draw(st.booleans()) else format(w, "X")
+        for w in words
+    ]
+    zeros = [k for k, w in enumerate(words) if w == 0]
+    if zeros and draw(st.booleans()):
+        start = draw(st.sampled_from(zeros))
+        end = start
+        while end + 1 < 8 and words[end + 1] == 0 and draw(st.booleans()):
+            end += 1
+        # Occasionally "::" for nothing at all: not an address.
+        cut = end + 1 if draw(st.integers(0, 9)) else start
+        return ":".join(groups[:start]) + "::" + ":".join(groups[cut:])
+    return ":".join(groups)
+
+
+@both
+@settings(max_examples=1500, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(text=ipv6_spellings())
+@example(text="::")
+@example(text="::1")
+@example(text="1::")
+@example(text="1:2:3:4:5:6:7::")
+@example(text="::2:3:4:5:6:7:8")
+@example(text="1::3:4:5:6:7:8")
+@example(text="1:2:3:4:5:6:7:8::")
+@example(text="1:2:3:4:5:6:7:8:9")
+@example(text="::ffff:a01:203")
+@example(text="00000::1")
+def test_ipv6_spellings_match_reference(fast_impl: FastImpl, text: str) -> None:
+    mod = fast_impl("cidr")
+    assert mod.canonical(text) == ref_canonical(text), text
+    assert mod.canonical(text.encode()) == ref_canonical(text), text
+
+
+_tables = st.sampled_from(
+    [
+        None,
+        [("203.0.113.0/24", 1), ("2001:db8::/32", 2)],
+        [("0.0.0.0/0", 3), ("2001:db8:1::/48", 4)],
+    ]
+)
+
+
+@both
+@settings(max_examples=300, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(
+    headers=_xff_headers,
+    trusted=st.booleans(),
+    peer=st.sampled_from([b"10.0.0.2", b"203.0.113.9", b"2001:db8::7", b"junk"]),
+    proxies=st.sampled_from([None, [("10.0.0.0/8", 0)]]),
+    first=_tables,
+    second=_tables,
+)
+def test_locate_matches_reference(
+    fast_impl: FastImpl,
+    headers: list[tuple[bytes, bytes]],
+    trusted: bool,
+    peer: bytes,
+    proxies: Entries | None,
+    first: Entries | None,
+    second: Entries | None,
+) -> None:
+    """One call: the client's address (the peer, or from a trusted peer the
+    X-Forwarded-For walk), looked up in the first table, then the second."""
+    mod = fast_impl("cidr")
+
+    def table(entries: Entries | None) -> object:
+        return None if entries is None else mod.CidrTable(entries)
+
+    address = ref_forwarded(peer, headers, proxies) if trusted else peer
+    expected = -1
+    for entries in (first, second):
+        if entries is not None and expected < 0:
+            expected = ref_lookup(entries, address)
+    got = mod.locate(peer, trusted, headers, table(proxies), table(first), table(second))
+    assert got == expected, (peer, trusted, headers)
+
+
+@both
+def test_locate_examples(fast_impl: FastImpl) -> None:
+    mod = fast_impl("cidr")
+    proxies = mod.CidrTable([("10.0.0.0/8", 0)])
+    networks = mod.CidrTable([("203.0.113.0/24", 7)])
+    database = mod.CidrTable([("198.51.100.0/24", 8), ("2001:db8::/32", 9)])
+    xff = b"X-Forwarded-For"
+    # A trusted peer: the hop it names; networks win over the database.
+    headers = [(xff, b"203.0.113.5, 10.0.0.3")]
+    assert mod.locate(b"10.0.0.2", True, headers, proxies, networks, database) == 7
+    headers = [(xff, b"2001:db8::1")]
+    assert mod.locate(b"10.0.0.2", True, headers, proxies, networks, database) == 9
+    # An untrusted peer is its own address, whatever it sends.
+    assert mod.locate(b"198.51.100.1", False, headers, proxies, networks, database) == 8
+    # No usable hop: the peer; nothing holds it: -1.
+    assert mod.locate(b"10.0.0.2", True, [(xff, b"junk")], proxies, networks, database) == -1
+    assert mod.locate(b"junk", False, [], proxies, networks, None) == -1

@@ -572,3 +572,49 @@ def test_ipv4_aliases(cidr_impl: ModuleType, alias: bool) -> None:
     assert table.lookup(b"2003::") == -1
     assert table.lookup(b"8.8.8.8") == 1
     assert geo._disagreement(table, built, reader, value_of) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_code_agrees_with_region(
+    lookup: GeoLookup, resolver: GeoResolver, cidr_impl: ModuleType, header: bool
+) -> None:
+    """The data path's ``code()`` (from the peer and its X-Forwarded-For,
+    compiled in one call once the database is a table) places every client
+    where ``region()`` does, whichever source answers."""
+    rnd = random.Random(5)
+    r = resolver
+    if not header:  # no trust_header: code() can take the compiled path
+        r = GeoResolver(
+            GeoLookup(
+                networks=lookup.networks,
+                database=lookup.database,
+                countries=lookup.countries,
+                continents=lookup.continents,
+            ),
+            REGIONS,
+            flatten="now" if resolver.flattened else "off",
+        )
+    proxies = cidr_impl.CidrTable([("127.0.0.0/8", 0)])
+    try:
+        assert sorted(r.names) == sorted({*REGIONS, "eu", "us", "asia"})
+        for ip in [*_probes(TEST_NETWORKS, rnd), *_probes(NETWORKS, rnd), b"junk"]:
+            for value in (b"asia", b"mars"):
+                headers = [(b"X-Forwarded-For", ip + b", 127.0.0.9"), *hdr(value)]
+                name, source = r.region(ip, True, headers)
+                want = -1 if source == "default" else r.names.index(name)
+                assert r.code(b"127.0.0.1", True, headers, proxies) == want, ip
+                # An untrusted peer is placed by its own address alone.
+                name, source = r.region(ip, False, headers)
+                want = -1 if source == "default" else r.names.index(name)
+                assert r.code(ip, False, headers, proxies) == want, ip
+    finally:
+        if r is not resolver:
+            r.close()
+
+
+def test_code_after_close(lookup: GeoLookup) -> None:
+    """Closed (a reload replaced it), a resolver still places by networks."""
+    r = GeoResolver(lookup, REGIONS, flatten="now")
+    r.close()
+    assert r.code(b"10.2.0.1", False, [], None) == r.names.index("us")
+    assert r.code(b"81.1.1.1", False, [], None) == -1

@@ -320,6 +320,10 @@ class GeoResolver:
                 return
             self._table = table
             self.tables = (self._networks, table)
+            # No longer read. Dropped, not closed: a lookup on the event
+            # loop may still hold it; the last reference unmaps the file,
+            # whose pages the flattening made resident (RSS).
+            self._reader = None
             self._cache, self._old = {}, {}  # no longer read
         log.info(
             "geo: %s flattened into %d IPv4 and %d IPv6 ranges in %.1f s",
@@ -346,10 +350,11 @@ class GeoResolver:
         # getaddrinfo, which reads "010.0.0.1" as octal, and looks mapped
         # addresses up in the IPv6 tree, where most databases have nothing.
         text = _cidr.canonical(client_ip)
-        if text is None or self._reader is None:
+        reader = self._reader  # once: the flattening thread may drop it
+        if text is None or reader is None:
             return None
         try:
-            record = self._reader.get(text)
+            record = reader.get(text)
         except (ValueError, InvalidDatabaseError):
             # ValueError: an IPv6 client and an IPv4-only database. A corrupt
             # record costs this client its database lookup, not its request.

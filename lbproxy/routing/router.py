@@ -1,95 +1,19 @@
-"""First-match routing by host, path prefix, method and header values.
-
-The router is built once from a listener's routes and replaced whole on
-reload; ``match`` is pure and allocation-free on the common path (no header
-dictionary is built unless some route matches on headers).
-"""
+"""First-match routing by host, path prefix, method and header values: the
+``router`` hot path of ``lbproxy._fast`` (compiled, or its pure twin
+``lbproxy/_fast/router_py.py``, which documents it)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING
 
-from lbproxy.config.model import Route
+from lbproxy._fast import load
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    # Type-check against the twin; at run time use whichever load() picks.
+    from lbproxy._fast.router_py import Router, normalise_host
+else:
+    _impl = load("router")
+    Router = _impl.Router
+    normalise_host = _impl.normalise_host
 
-
-def normalise_host(host: bytes) -> bytes:
-    """Lower-case host without port: b"API.example.com:8080" -> b"api.example.com"."""
-    if host.startswith(b"["):  # IPv6 literal
-        end = host.find(b"]")
-        return host[: end + 1].lower() if end > 0 else host.lower()
-    colon = host.rfind(b":")
-    if colon >= 0:
-        host = host[:colon]
-    return host.lower().rstrip(b".")
-
-
-class _Compiled(Generic[T]):
-    __slots__ = ("exact_host", "headers", "methods", "prefix", "route", "suffix", "target")
-
-    def __init__(self, route: Route, target: T) -> None:
-        m = route.match
-        self.exact_host: bytes | None = None
-        self.suffix: bytes | None = None
-        if m.host is not None:
-            h = m.host.lower().encode()
-            if h.startswith(b"*."):
-                self.suffix = h[1:]  # ".example.com"
-            else:
-                self.exact_host = h
-        self.prefix = m.path_prefix.encode() if m.path_prefix and m.path_prefix != "/" else None
-        self.methods = frozenset(x.encode() for x in m.methods) if m.methods else None
-        self.headers = tuple((n.lower().encode(), v.encode()) for n, v in m.headers)
-        self.target = target
-        self.route = route
-
-
-class Router(Generic[T]):
-    """Maps a request to the target (e.g. a pool runtime) of the first matching route."""
-
-    def __init__(self, routes: Sequence[tuple[Route, T]]) -> None:
-        self._routes = [_Compiled(r, t) for r, t in routes]
-        self._needs_headers = any(c.headers for c in self._routes)
-        self._needs_host = any(c.exact_host or c.suffix for c in self._routes)
-        # Hosts named by some route: absolute-form targets are only accepted
-        # for these, so the proxy can never be used as an open forward proxy.
-        self._exact = frozenset(c.exact_host for c in self._routes if c.exact_host)
-        self._suffixes = tuple(c.suffix for c in self._routes if c.suffix)
-
-    def serves_host(self, host: bytes) -> bool:
-        if host in self._exact:
-            return True
-        return any(host.endswith(s) and len(host) > len(s) for s in self._suffixes)
-
-    def match(
-        self,
-        host: bytes,
-        path: bytes,
-        method: bytes,
-        headers: list[tuple[bytes, bytes]],
-    ) -> tuple[Route, T] | None:
-        """``host`` as the client sent it (normalised here, when a route needs it)."""
-        if self._needs_host:
-            host = normalise_host(host)
-        hdrs: dict[bytes, bytes] | None = None
-        if self._needs_headers:
-            hdrs = {}
-            for n, v in headers:
-                hdrs.setdefault(n.lower(), v)
-        for c in self._routes:
-            if c.exact_host is not None and host != c.exact_host:
-                continue
-            if c.suffix is not None and not (host.endswith(c.suffix) and len(host) > len(c.suffix)):
-                continue
-            if c.prefix is not None and not path.startswith(c.prefix):
-                continue
-            if c.methods is not None and method not in c.methods:
-                continue
-            if c.headers:
-                assert hdrs is not None
-                if any(hdrs.get(n) != v for n, v in c.headers):
-                    continue
-            return c.route, c.target
-        return None
+__all__ = ["Router", "normalise_host"]

@@ -26,7 +26,12 @@ config names them; a target that does not define one uses its default.
 
 ``client_ip`` is the address to place, as text in bytes: the caller passes
 the effective client address (the peer's, or the one X-Forwarded-For gives
-when the peer is trusted); this module does not read X-Forwarded-For. Text
+when the peer is trusted); ``region`` does not read X-Forwarded-For. The
+data path asks ``code(peer, trusted, headers, trusted_table)`` instead: the
+same answer as a small int (the region's index in ``names``, -1 for "not
+placed"), from the peer's address and its X-Forwarded-For, which once the
+database is a table is one compiled call (``cidr.locate``) that finds the
+client's address, parses it once and looks it up in both tables. Text
 that is not an address (by ``ipaddress``'s rules) is placed by the header
 alone, else gets the default. IPv4-mapped IPv6 addresses (``::ffff:a.b.c.d``,
 from dual-stack sockets) are IPv4 clients in every step.
@@ -51,7 +56,9 @@ leaves the resolver on the reader (logged as a warning).
 Reading a database of 400,000 networks this way takes a few seconds, so by
 default (``flatten="background"``) a thread does it while the resolver
 answers from the reader, and the table replaces the reader when it is
-ready (one attribute, swapped under the GIL; ``close()`` stops the thread).
+ready (attributes swapped under the GIL, the table first; the reader is then
+dropped, and a lookup that raced the swap asks the table; ``close()`` stops
+the thread).
 The thread competes with the event loop for the GIL and the CPU meanwhile.
 ``flatten="now"`` flattens in the constructor, ``"off"`` never.
 
@@ -122,7 +129,7 @@ class GeoResolver:
         "_cache_size",
         "_continents",
         "_countries",
-                "_known",
+        "_known",
         "_lock",
         "_networks",
         "_old",
@@ -321,8 +328,8 @@ class GeoResolver:
             self._table = table
             self.tables = (self._networks, table)
             # No longer read. Dropped, not closed: a lookup on the event
-            # loop may still hold it; the last reference unmaps the file,
-            # whose pages the flattening made resident (RSS).
+            # loop may hold it still; the last reference closes the file
+            # and unmaps it.
             self._reader = None
             self._cache, self._old = {}, {}  # no longer read
         log.info(
@@ -349,9 +356,14 @@ class GeoResolver:
         # Canonical text, not the client's: the reader resolves text with
         # getaddrinfo, which reads "010.0.0.1" as octal, and looks mapped
         # addresses up in the IPv6 tree, where most databases have nothing.
-        text = _cidr.canonical(client_ip)
         reader = self._reader  # once: the flattening thread may drop it
-        if text is None or reader is None:
+        if reader is None:
+            # Flattened since region() looked (or closed): the table answers.
+            table = self._table
+            i = table.lookup(client_ip) if table is not None else -1
+            return self.names[i] if i >= 0 else None
+        text = _cidr.canonical(client_ip)
+        if text is None:
             return None
         try:
             record = reader.get(text)

@@ -2700,7 +2700,7 @@ def run(args: argparse.Namespace, command: str) -> int:
     }
     out: Path | None = None
     if not args.no_save:
-        out = args.output or RESULTS_DIR / f"compare-{started.strftime('%Y-%m-%d-%H%M%S')}.md"
+        out = args.output or report_path("compare", started)
         out.parent.mkdir(parents=True, exist_ok=True)
     charts: dict[str, str] = {}
     if out is not None and not args.no_charts:
@@ -2813,11 +2813,37 @@ def unwind_on_signals() -> None:
         signal.signal(sig, _sigterm)
 
 
+def report_path(prefix: str, now: dt.datetime | None = None) -> Path:
+    """bench/results/<prefix>-<date>-<time>.md, for a report made ``now``
+    (UTC; default: this moment)."""
+    now = now or dt.datetime.now(dt.UTC)
+    return RESULTS_DIR / f"{prefix}-{now:%Y-%m-%d-%H%M%S}.md"
+
+
+def save_report(text: str, output: Path | None, prefix: str, now: dt.datetime) -> Path:
+    """Write a benchmark's Markdown report to ``output`` (default:
+    ``report_path(prefix, now)``), print it, and say where it went."""
+    out = output or report_path(prefix, now)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(text)
+    log(f"report: {out}")
+    return out
+
+
+def discard_work(work: Path, keep: bool) -> None:
+    """Remove a benchmark's work directory, or with ``keep`` (a --keep
+    option) say where it stays."""
+    if keep:
+        log(f"kept {work} (configs, logs, tool output)")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def default_output(prefix: str) -> list[str]:
     """``--output`` for a report named ``<prefix>-<date>-<time>.md`` in
     bench/results (for bench/https.py and bench/workers.py)."""
-    now = dt.datetime.now(dt.UTC)
-    return ["--output", str(RESULTS_DIR / f"{prefix}-{now:%Y-%m-%d-%H%M%S}.md")]
+    return ["--output", str(report_path(prefix))]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -215,12 +215,7 @@ def main() -> int:
         f" {sorted((e['status'], e.get('reason', '')) for e in entries if e['status'] != 200)}",
     ]
     text = "\n".join(lines) + "\n"
-    out = args.output or (
-        cmp.REPO_ROOT / "bench" / "results" / f"failover-{now:%Y-%m-%d-%H%M%S}.md"
-    )
-    out.write_text(text)
-    print(text)
-    print(f"report: {out}")
+    cmp.save_report(text, args.output, "failover", now)
     return 0
 
 

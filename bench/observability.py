@@ -181,11 +181,7 @@ def main() -> int:
             ins = instructions[variant]
             lines.append(f"| {variant} | {ins:.0f} | {ins / instructions['off']:.3f}x |")
     text = "\n".join(lines) + "\n"
-    out = args.output or (
-        cmp.REPO_ROOT / "bench" / "results" / f"observability-{now:%Y-%m-%d-%H%M%S}.md"
-    )
-    out.write_text(text)
-    print(text)
+    cmp.save_report(text, args.output, "observability", now)
     return 0
 
 

@@ -373,10 +373,7 @@ def main() -> int:
     finally:
         if backend is not None:
             backend.stop()
-        if args.keep:
-            cmp.log(f"kept {work} (configs, logs, callgrind files)")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        cmp.discard_work(work, args.keep)
 
     now = dt.datetime.now(dt.UTC)
     lines = [
@@ -456,11 +453,7 @@ def main() -> int:
         ]
     lines.append(f"Run time: {time.monotonic() - started:.0f} s.")
     text = "\n".join(lines) + "\n"
-    out = args.output or (
-        cmp.REPO_ROOT / "bench" / "results" / f"routing-cost-{now:%Y-%m-%d-%H%M%S}.md"
-    )
-    out.write_text(text)
-    print(text)
+    cmp.save_report(text, args.output, "routing-cost", now)
     return 0
 
 

@@ -324,10 +324,7 @@ def main() -> int:
         f" {peak_rss / 1024:.1f} MiB (target < 50 MiB).",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    out = args.output or cmp.RESULTS_DIR / f"slowloris-{now:%Y-%m-%d-%H%M%S}.md"
-    out.write_text(text)
-    cmp.log(f"report: {out}")
+    cmp.save_report(text, args.output, "slowloris", now)
     return 0
 
 

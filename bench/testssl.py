@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -41,6 +42,23 @@ import compare as cmp  # process plumbing
 
 HOST = "bench.test"
 RANKS = ("OK", "INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+
+
+def _signing(ca: bool) -> Any:
+    """Key usage of an ECDSA key: signatures, and for a CA certificates and CRLs."""
+    from cryptography import x509
+
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 def make_certificates(d: Path) -> tuple[Path, Path, Path]:
@@ -64,20 +82,7 @@ def make_certificates(d: Path) -> tuple[Path, Path, Path]:
         .not_valid_before(now - dt.timedelta(hours=1))
         .not_valid_after(now + dt.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_signing(ca=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -97,20 +102,7 @@ def make_certificates(d: Path) -> tuple[Path, Path, Path]:
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_signing(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
             x509.CRLDistributionPoints(
@@ -238,10 +230,7 @@ def main() -> int:
     finally:
         if proxy is not None:
             proxy.stop()
-        if args.keep:
-            cmp.log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        cmp.discard_work(work, args.keep)
 
     bad = [r for r in rows if r["severity"] in ("HIGH", "CRITICAL")]
     now = dt.datetime.now(dt.UTC)
@@ -261,11 +250,7 @@ def main() -> int:
         "",
     ]
     text = "\n".join(lines)
-    output = args.output or cmp.RESULTS_DIR / f"testssl-{now:%Y-%m-%d-%H%M%S}.md"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
-    print(text)
-    cmp.log(f"report: {output}")
+    cmp.save_report(text, args.output, "testssl", now)
     return 1 if bad else 0
 
 

@@ -1,6 +1,18 @@
-# Writing IP addresses as text into a caller's buffer: shared by cidr.pyx
-# (canonical) and proxyproto.pyx (the PROXY header's addresses). Inline only,
-# so no module of its own exists at run time: each user compiles these in.
+# IP addresses as text, read and written in a caller's buffer: shared by
+# cidr.pyx (client addresses, canonical) and proxyproto.pyx (the PROXY
+# header's addresses). Inline only, so no module of its own exists at run
+# time: each user compiles these in.
+
+cdef inline int hex_digit(unsigned char c) noexcept nogil:
+    """The value of one hex digit, either case; -1 for any other byte."""
+    if 48 <= c <= 57:
+        return c - 48
+    if 97 <= c <= 102:
+        return c - 87
+    if 65 <= c <= 70:
+        return c - 55
+    return -1
+
 
 cdef inline char *put_decimal(char *out, unsigned int v) noexcept:
     """``v`` (0..255) in decimal without leading zeros; returns the end."""

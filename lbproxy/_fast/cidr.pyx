@@ -23,7 +23,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport int32_t, uint32_t, uint64_t
 
-from lbproxy._fast.addrtext cimport put_ipv6_groups, put_quad
+from lbproxy._fast.addrtext cimport hex_digit, put_ipv6_groups, put_quad
 
 from lbproxy._fast.cidr_py import MAX_VALUE, check_ranges, ranges, split_networks
 
@@ -92,16 +92,6 @@ cdef bint _ipv4(const unsigned char *s, Py_ssize_t n, uint32_t *out) noexcept no
     return True
 
 
-cdef inline int _hexval(unsigned char c) noexcept nogil:
-    if 48 <= c <= 57:
-        return c - 48
-    if 97 <= c <= 102:
-        return c - 87
-    if 65 <= c <= 70:
-        return c - 55
-    return -1
-
-
 cdef bint _ipv6_plain(const unsigned char *s, Py_ssize_t n, Address *a) noexcept nogil:
     """The usual IPv6 text in one pass: groups of 1-4 hex digits separated
     by ':', with at most one '::' standing for one zero group or more. False
@@ -123,7 +113,7 @@ cdef bint _ipv6_plain(const unsigned char *s, Py_ssize_t n, Address *a) noexcept
         value = 0
         digits = 0
         while i < n:
-            d = _hexval(s[i])
+            d = hex_digit(s[i])
             if d < 0:
                 break
             value = value << 4 | <uint32_t>d
@@ -249,7 +239,7 @@ cdef bint _ipv6(const unsigned char *s, Py_ssize_t n, Address *a) noexcept nogil
                 return False
             value = 0
             for i in range(starts[j], ends[j]):
-                d = _hexval(s[i])
+                d = hex_digit(s[i])
                 if d < 0:
                     return False
                 value = value * 16 + d
@@ -344,15 +334,8 @@ cdef class CidrTable:
     cdef uint32_t *_v4_index
     cdef uint32_t *_v6_index
 
-    def __cinit__(self):
-        self._v4_starts = NULL
-        self._v4_values = NULL
-        self._v6_hi = NULL
-        self._v6_lo = NULL
-        self._v6_values = NULL
-        self._v4_index = NULL
-        self._v6_index = NULL
-        self._v4_n = self._v6_n = self._size = 0
+    # No __cinit__: a new extension object is zero-filled, so every array
+    # starts NULL and every count 0 until _fill.
 
     def __init__(self, entries):
         v4, v6 = split_networks(entries)

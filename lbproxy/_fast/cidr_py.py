@@ -62,6 +62,7 @@ __all__ = [
     "check_ranges",
     "forwarded_client",
     "locate",
+    "put_range",
     "ranges",
     "split_networks",
 ]
@@ -110,15 +111,8 @@ def ranges(networks: Mapping[tuple[int, int], int], bits: int) -> tuple[list[int
 
     def mark(at: int, value: int) -> None:
         # Marks come in ascending order; a later mark at the same place wins.
-        if at >= top:
-            return
-        if starts[-1] == at:
-            values[-1] = value
-            if len(values) > 1 and values[-2] == value:
-                del starts[-1], values[-1]
-        elif values[-1] != value:
-            starts.append(at)
-            values.append(value)
+        if at < top:
+            put_range(starts, values, at, value)
 
     open_: list[tuple[int, int]] = []  # (end, value) of networks holding the sweep, inner last
     # Sorted by start, then by length: a network comes after those holding it.
@@ -132,6 +126,19 @@ def ranges(networks: Mapping[tuple[int, int], int], bits: int) -> tuple[list[int
         end = open_.pop()[0]
         mark(end, open_[-1][1] if open_ else -1)
     return starts, values
+
+
+def put_range(starts: list[int], values: list[int], at: int, value: int) -> None:
+    """Append a range starting at ``at`` (not below the last start) to
+    ``(starts, values)``: one starting at the same place is replaced, and one
+    with the value of the range before it merges into that one."""
+    if starts[-1] == at:
+        values[-1] = value
+        if len(values) > 1 and values[-2] == value:
+            del starts[-1], values[-1]
+    elif values[-1] != value:
+        starts.append(at)
+        values.append(value)
 
 
 def check_ranges(starts: Sequence[int], values: Sequence[int], bits: int) -> int:

@@ -19,7 +19,7 @@ as namedtuple's own ``_make`` does, skipping its generated ``__new__``).
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcmp
 
-from lbproxy._fast.addrtext cimport put_ipv6_groups, put_quad
+from lbproxy._fast.addrtext cimport hex_digit, put_ipv6_groups, put_quad
 
 from lbproxy._fast.proxyproto_py import (
     V1_MAX_LENGTH,
@@ -183,16 +183,6 @@ cdef bint _ipv4(const unsigned char *s, Py_ssize_t n, unsigned char *octets) noe
     return parts == 4
 
 
-cdef inline int _hexval(unsigned char c) noexcept:
-    if 48 <= c <= 57:
-        return c - 48
-    if 97 <= c <= 102:
-        return c - 87
-    if 65 <= c <= 70:
-        return c - 55
-    return -1
-
-
 cdef bint _ipv6(const unsigned char *s, Py_ssize_t n, unsigned short *words) noexcept:
     """RFC 4291 text into eight 16-bit groups (the twin's ``_ipv6_words``)."""
     cdef unsigned short got[8]
@@ -211,7 +201,7 @@ cdef bint _ipv6(const unsigned char *s, Py_ssize_t n, unsigned short *words) noe
         start = i
         value = 0
         while i < n and i - start < 5:
-            d = _hexval(s[i])
+            d = hex_digit(s[i])
             if d < 0:
                 break
             value = value * 16 + d

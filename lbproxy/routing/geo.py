@@ -87,6 +87,7 @@ import maxminddb
 from maxminddb.errors import InvalidDatabaseError
 
 from lbproxy._fast import load
+from lbproxy._fast.cidr_py import put_range  # build-time, not per request
 from lbproxy.config.model import GeoLookup
 
 if TYPE_CHECKING:
@@ -299,11 +300,11 @@ class GeoResolver:
         assert path is not None  # only called with a database
         started = time.perf_counter()
         try:
-            index: dict[str | None, int] = {name: i for i, name in enumerate(self.names)}
-            index[None] = -1
+            code_of = self.code_of
 
             def value_of(record: object) -> int:
-                return index[self._record_region(record)]
+                region = self._record_region(record)
+                return -1 if region is None else code_of[region]
 
             with _open(path) as reader:
                 built = _flatten(reader, value_of, self._stop)
@@ -440,14 +441,14 @@ def _flatten(
         if start < end[0]:
             raise ValueError(f"network {network} out of order")
         if start > end[0]:
-            _put(starts, values, end[0], -1)
-        _put(starts, values, start, value)
+            put_range(starts, values, end[0], -1)
+        put_range(starts, values, start, value)
         # Not num_addresses: that goes through broadcast_address, slowly.
         end[0] = start + (1 << ((32 if version == 4 else 128) - network.prefixlen))
     flat: dict[int, Ranges] = {}
     for version, (starts, values, end) in ranges.items():
         if end[0] < 1 << (32 if version == 4 else 128):
-            _put(starts, values, end[0], -1)
+            put_range(starts, values, end[0], -1)
         flat[version] = starts, values
     v4, v6 = flat[4], flat[6]
     if reader.metadata().ip_version == 6:
@@ -493,11 +494,11 @@ def _splice(v6: Ranges, prefix: int, length: int, shift: int, v4: Ranges) -> Ran
     j = bisect_right(starts6, end - 1) - 1
     starts, values = starts6[: i + 1], values6[: i + 1]
     for start, value in zip(*v4, strict=True):
-        _put(starts, values, prefix | start << shift, value)
+        put_range(starts, values, prefix | start << shift, value)
     if end < 1 << 128:
-        _put(starts, values, end, values6[j])
+        put_range(starts, values, end, values6[j])
     for k in range(j + 1, len(starts6)):
-        _put(starts, values, starts6[k], values6[k])
+        put_range(starts, values, starts6[k], values6[k])
     return starts, values
 
 

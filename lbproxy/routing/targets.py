@@ -58,8 +58,9 @@ __all__ = [
 
 Headers = Sequence[tuple[bytes, bytes]]
 # Compiled: geo routes read X-Forwarded-For on every request.
-_forwarded = _load_fast("cidr").forwarded_client
-_locate = _load_fast("cidr").locate
+_cidr = _load_fast("cidr")
+_forwarded = _cidr.forwarded_client
+_locate = _cidr.locate
 # Methods that read (RFC 9110 9.2.1): served by replicas.
 SAFE_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 
@@ -126,11 +127,10 @@ class GeoChooser(_Chooser):
     """The client's region's pool; while it has no eligible backend, the
     first region in its failover list whose pool has one."""
 
-    __slots__ = ("by_code", "default", "env", "geo", "names", "order")
+    __slots__ = ("by_code", "default", "geo", "names", "order")
 
     def __init__(self, cfg: GeoTarget, pools: Mapping[str, PoolRuntime], env: TargetEnv) -> None:
         super().__init__(pools)
-        self.env = env
         self.geo = env.geo
         self.default = cfg.default
         by_name = {r.name: r for r in cfg.regions}
@@ -146,7 +146,7 @@ class GeoChooser(_Chooser):
         # data path goes from code to order by one index: a region this route
         # does not define takes the default's order, and so does code -1
         # (the last entry).
-        known = env.geo.names if env.geo is not None else ()
+        known = self.geo.names if self.geo is not None else ()
         fallback = self.order[self.default]
         self.by_code: tuple[tuple[tuple[bytes, str], ...], ...] = (
             *(self.order.get(name, fallback) for name in known),
@@ -158,7 +158,7 @@ class GeoChooser(_Chooser):
     ) -> tuple[str, str, bytes]:
         """The client's region among this route's, how it was found, and the
         address looked up."""
-        geo = self.env.geo
+        geo = self.geo
         if geo is None:
             return self.default, "default", peer
         address = client_address(peer, trusted, headers, table)

@@ -1,4 +1,6 @@
 # Compile-time declarations for client.py (see upstream.pxd).
+cimport cython
+
 from lbproxy.http.exchange cimport Exchange
 from lbproxy.http.listener cimport ListenerRuntime
 
@@ -32,6 +34,7 @@ cdef class ClientConnection:
     cdef public Exchange upgraded
     cdef public bytes url
 
+    @cython.locals(pos=Py_ssize_t, n=Py_ssize_t, limit=Py_ssize_t, end=Py_ssize_t)
     cpdef void _parse(self, bytes data)
     cpdef Py_ssize_t _body(self, bytes data, Py_ssize_t pos) except -1
     cpdef Py_ssize_t _end_of_body(self, bytes data, Py_ssize_t pos) except -1

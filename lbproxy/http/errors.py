@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
+# By plain dict: HTTPStatus(status) is an enum lookup in Python, paid on
+# every answer that carries a detail line (408s to slow clients, 400s).
+_PHRASES = {s.value: s.phrase for s in HTTPStatus}
+
 
 def _build(status: int, close: bool, extra: bytes = b"", detail: bytes = b"") -> bytes:
-    phrase = HTTPStatus(status).phrase
+    phrase = _PHRASES[status]
     body = f"{status} {phrase}\n".encode() + (detail + b"\n" if detail else b"")
     head = (
         f"HTTP/1.1 {status} {phrase}\r\n"

@@ -12,7 +12,6 @@ exchange retries on a fresh connection when the close races with a reuse.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -301,8 +300,10 @@ class IdlePool:
         self.conns.append(conn)
 
     def remove(self, conn: UpstreamConnection) -> None:
-        with contextlib.suppress(ValueError):
+        try:  # noqa: SIM105 - contextlib.suppress is a Python-level context manager
             self.conns.remove(conn)
+        except ValueError:
+            pass
 
     def expire(self, now: float) -> None:
         """Close connections idle too long, then the oldest beyond ``max_idle``."""

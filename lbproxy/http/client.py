@@ -48,6 +48,7 @@ from lbproxy.tracing import (
 
 if TYPE_CHECKING:
     from lbproxy._fast import h1_py
+    from lbproxy._fast.proxyproto_py import ProxyInfo
     from lbproxy.http.listener import ListenerRuntime
 
 _headers = _load_fast("headers")
@@ -245,11 +246,17 @@ class ClientConnection:
         if not used:
             self.rbuf = data
             return b""
+        self.proxied(info)
+        return data[used:]
+
+    def proxied(self, info: ProxyInfo | None) -> None:
+        """Take the client's address from its PROXY header (read here, or
+        before TLS by lbproxy.http.proxytls); then HTTP starts."""
         if info is not None:  # LOCAL / UNKNOWN: the connection's own address stands
             self.client_ip = info.src_ip
             self.trusted = self.lr.is_trusted(self.client_ip)
-        self.phase = P_IDLE
-        return data[used:]
+        if self.phase == P_PROXY:
+            self.phase = P_IDLE
 
     def _parse(self, data: bytes) -> None:
         """Parse everything ``data`` holds: heads, bodies, pipelined requests."""

@@ -17,6 +17,7 @@ from lbproxy._fast import load as _load_fast
 from lbproxy.config.model import Address
 from lbproxy.cookies import CookieSigner, make_key
 from lbproxy.http.client import ClientConnection
+from lbproxy.http.proxytls import ProxyThenTls
 from lbproxy.routing.router import Router
 from lbproxy.routing.targets import TargetEnv, build_targets
 
@@ -213,12 +214,20 @@ class ListenerRuntime:
         """Bind the configured address, or serve on ``sock`` (a listening
         socket a supervisor opened for this worker)."""
 
+        tls = self.tls_context
+        # The PROXY header comes before the TLS bytes: such a listener reads
+        # it in the clear, then starts TLS itself (lbproxy.http.proxytls).
+        proxy_first = tls is not None and self.proxy_protocol
+        if proxy_first:
+            tls = None
+
         def factory() -> asyncio.Protocol:
+            if proxy_first:
+                return ProxyThenTls(self)
             # ClientConnection has no asyncio.Protocol base (an extension
             # type when compiled) but is one to the event loop.
             return cast(asyncio.Protocol, ClientConnection(self))
 
-        tls = self.tls_context
         # A handshake that stalls is a slow client like any other: it gets
         # the header timeout.
         handshake = self.header_timeout if tls is not None else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
 import ssl
 import subprocess
 import warnings
@@ -328,3 +329,99 @@ async def test_certificate_swapped_on_disk_while_clients_connect(pki: dict[str, 
     assert failures == []
     assert len(names) > 20 and names[0] == {"site.test"}
     assert names[-1] == {"site.test", "v2.site.test"}
+
+
+_PP_V1 = b"PROXY TCP4 203.0.113.7 10.0.0.1 51000 443\r\n"
+_PP_V2 = (
+    b"\r\n\r\n\x00\r\nQUIT\n"  # signature
+    + b"\x21\x11\x00\x0c"  # v2 PROXY, TCP over IPv4, 12 bytes
+    + bytes([198, 51, 100, 9])
+    + bytes([10, 0, 0, 1])
+    + (52000).to_bytes(2, "big")
+    + (443).to_bytes(2, "big")
+)
+
+
+def _https_after_header(port: int, header: bytes, ctx: ssl.SSLContext, sni: str) -> bytes:
+    """Send ``header`` and the ClientHello in one write (as an L4 balancer
+    often does), finish the handshake, and return the response to one GET."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out, server_hostname=sni)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        first = True
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall((header if first else b"") + out.read())
+                first = False
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("closed during the handshake") from None
+                inc.write(chunk)
+        tls.write(f"GET / HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n".encode())
+        sock.sendall(out.read())
+        response = b""
+        while True:
+            try:
+                data = tls.read(65536)
+            except ssl.SSLWantReadError:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return response
+                inc.write(chunk)
+                continue
+            except ssl.SSLZeroReturnError:
+                return response
+            if not data:
+                return response
+            response += data
+
+
+async def test_proxy_protocol_before_tls(pki: dict[str, object]) -> None:
+    """A TLS listener behind an L4 balancer: the PROXY header comes in the
+    clear, then TLS; the client address comes from the header, whether the
+    ClientHello follows in the same segment or later."""
+    d = pki["dir"]
+    assert isinstance(d, Path)
+    ctx = _client_ctx(pki)
+    extra = "    proxy_protocol: true\n    timeouts: {header: 1s}"
+    async with aiohttp_backend(echo_request) as b:
+        async with running_proxy(_tls_config(b.address, d, extra=extra)) as (_, port):
+            for header, ip in ((_PP_V1, "203.0.113.7"), (_PP_V2, "198.51.100.9")):
+                # The header alone first, TLS after it has been read.
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(header)
+                await writer.drain()
+                await writer.start_tls(ctx, server_hostname="site.test")
+                writer.write(b"GET / HTTP/1.1\r\nHost: site.test\r\n\r\n")
+                status, _, body = await asyncio.wait_for(read_response(reader), 5)
+                ssl_object = writer.get_extra_info("ssl_object")
+                writer.close()
+                seen = {n.lower(): v for n, v in json.loads(body)["headers"]}
+                assert status == 200 and seen["x-forwarded-for"] == ip
+                assert seen["x-forwarded-proto"] == "https"
+                assert _served_names(ssl_object) == {"site.test"}  # SNI still chooses
+                # Header and ClientHello in one write.
+                raw = await asyncio.to_thread(
+                    _https_after_header, port, header, ctx, "other.wild.test"
+                )
+                head, _, body = raw.partition(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200 ")
+                seen = {n.lower(): v for n, v in json.loads(body)["headers"]}
+                assert seen["x-forwarded-for"] == ip
+
+            # No header (TLS straight away), a broken one, or none in time: closed.
+            with pytest.raises((ConnectionError, ssl.SSLError, OSError)):
+                await asyncio.open_connection(
+                    "127.0.0.1", port, ssl=ctx, server_hostname="site.test"
+                )
+            for sent in (b"PROXY TCP4 1.2.3.999 x y z\r\n", b"PROXY TCP4 203.0.113.7"):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(sent)
+                started = asyncio.get_running_loop().time()
+                assert await asyncio.wait_for(reader.read(), 5) == b""
+                if not sent.endswith(b"\r\n"):  # incomplete: the header timeout closes it
+                    assert asyncio.get_running_loop().time() - started >= 0.9
+                writer.close()

@@ -167,7 +167,7 @@ def _handle_signals(
 async def _serve(config: Config) -> int:
     loop = asyncio.get_running_loop()
     log.info("lbproxy %s, hot paths: %s", __version__, _fast.describe())
-    proxy = Proxy(config)
+    proxy = Proxy(config, settle_heap=True)
     await proxy.start()
     if proxy.samples is not None:
         log.info("sample backends on %s", ", ".join(proxy.samples.addresses()))

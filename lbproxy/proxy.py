@@ -19,6 +19,7 @@ from time import monotonic
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
+from lbproxy import heap
 from lbproxy.balance import WEIGHT_UNIT
 from lbproxy.config import ConfigError, load_config
 from lbproxy.config.addresses import AddressError, parse_address
@@ -105,6 +106,7 @@ class Proxy:
         sockets: Mapping[str, socket.socket] | None = None,
         shared: SharedCounts | None = None,
         cookie_key: bytes | None = None,
+        settle_heap: bool = False,
     ) -> None:
         """``role`` is for ``lbproxy.workers``: a ``worker`` serves its
         listeners on the ``sockets`` the supervisor opened (by listener name)
@@ -115,8 +117,12 @@ class Proxy:
         worker's view of the table of requests in flight that all workers
         count in (lbproxy/_fast/shared_py.py). ``cookie_key`` signs the
         proxy's cookies when the config names no ``cookie_key`` (the
-        supervisor makes one for all its workers; else a random one)."""
+        supervisor makes one for all its workers; else a random one).
+        ``settle_heap``: once started, and after each reload, move the
+        objects built so far out of the garbage collector's way
+        (lbproxy.heap; the command line's processes set it)."""
         self.config = config
+        self.settle_heap = settle_heap
         self.cookie_key = make_key(config.cookie_key) if cookie_key is None else cookie_key
         self.signer = CookieSigner(self.cookie_key)
         self.env = TargetEnv(self.signer, None)
@@ -194,6 +200,8 @@ class Proxy:
             self._syncer = loop.call_later(SHARED_SYNC, self._on_sync)
         self._start_checks()
         self._started = True
+        if self.settle_heap:
+            heap.settle()
 
     def _terminate_tls(self, lr: ListenerRuntime) -> None:
         """Give a TLS listener its certificates (lbproxy.tls), watched on disk."""
@@ -381,6 +389,8 @@ class Proxy:
             self.reloads["failure"] += 1
             raise
         self.reloads["success"] += 1
+        if self.settle_heap:
+            heap.settle()
 
     async def _reload(self, config: Config | None = None) -> None:
         """Swap in a new config (read from the original file when not given).

@@ -93,3 +93,39 @@ async def test_failed_bind_on_reload_changes_nothing(tmp_path: Path) -> None:
             assert bs[0].address in str(err.value)
             assert await _names(port, 2) == ["b0", "b0"]
             assert list(proxy.addresses()) == ["test"]
+
+
+async def test_heap_settled_only_when_asked() -> None:
+    """An embedding program's heap is left alone; the command line's proxy
+    (settle_heap=True) freezes what start-up built, and again after a reload,
+    while garbage made later is still collected."""
+    import gc
+
+    gc.unfreeze()
+    try:
+        async with named_backends(1) as bs:
+            config = lbproxy.parse_config(simple_config(bs[0].address))
+            async with lbproxy.Proxy(config) as proxy:
+                assert gc.get_freeze_count() == 0
+                assert await _names(proxy.addresses()["test"][1], 1) == ["b0"]
+            proxy = lbproxy.Proxy(config, settle_heap=True)
+            await proxy.start()
+            try:
+                frozen = gc.get_freeze_count()
+                assert frozen > 10_000  # modules, config, tables: all of start-up
+                assert await _names(proxy.addresses()["test"][1], 2) == ["b0", "b0"]
+
+                class Node:
+                    other: object = None
+
+                a, b = Node(), Node()
+                a.other, b.other = b, a  # a cycle made after start-up
+                del a, b
+                assert gc.collect() >= 2  # collected: it was not frozen
+                await proxy.reload(lbproxy.parse_config(simple_config(bs[0].address)))
+                assert gc.get_freeze_count() > 10_000  # frozen again, with the new config
+                assert await _names(proxy.addresses()["test"][1], 1) == ["b0"]
+            finally:
+                await proxy.stop(timeout=2)
+    finally:
+        gc.unfreeze()

@@ -60,6 +60,7 @@ async def _serve(control: socket.socket) -> int:
         sockets=socks,
         shared=shared,
         cookie_key=start["cookie_key"],
+        settle_heap=True,
     )
     try:
         await proxy.start()

@@ -119,7 +119,7 @@ class Supervisor:
         self.config = config
         self.count = count
         self.sockets = ListenSockets(count)
-        self.control = Proxy(config, role="control")
+        self.control = Proxy(config, role="control", settle_heap=True)
         self.control.on_health = self._relay_health
         self.workers: dict[int, Worker] = {}  # slot -> the current generation's worker
         self.retiring: set[Worker] = set()

@@ -110,22 +110,48 @@ class DirectSSLObject(ssl.SSLObject):
     same (the forwarding methods pass them through); the one difference is that
     ``read`` takes its size positionally and has no default, as every event loop
     calls it. Methods called once per connection keep ssl.py's versions.
+    Made by ``ServerContext.wrap_bio``.
     """
 
-    @classmethod
-    def _create(cls, *args, **kwargs):  # type: ignore[no-untyped-def]
-        self = super()._create(*args, **kwargs)  # type: ignore[misc]
-        inner = self._sslobj
-        self.read = inner.read
-        self.write = inner.write
-        self.pending = inner.pending
-        self.do_handshake = inner.do_handshake
-        return self
+
+class ServerContext(ssl.SSLContext):
+    """The listener's context: ``wrap_bio`` (called by the event loop once per
+    connection) makes a ``DirectSSLObject`` in one Python frame, where ssl.py
+    takes three (``wrap_bio``, then the object class's ``_create`` twice over,
+    all with keyword calls): about 4k instructions of a TLS connection's
+    set-up. The C object it wraps is made the same way, with the same
+    arguments."""
+
+    def wrap_bio(
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> DirectSSLObject:
+        obj = DirectSSLObject.__new__(DirectSSLObject)
+        if server_hostname is not None:  # a server side has none; encoded as ssl.py does
+            server_hostname = self._encode_hostname(server_hostname)  # type: ignore[attr-defined]
+        inner = self._wrap_bio(  # type: ignore[attr-defined]
+            incoming,
+            outgoing,
+            server_side=server_side,
+            server_hostname=server_hostname,
+            owner=obj,
+            session=session,
+        )
+        obj._sslobj = inner  # type: ignore[attr-defined]
+        obj.read = inner.read  # type: ignore[method-assign]
+        obj.write = inner.write  # type: ignore[method-assign]
+        obj.pending = inner.pending  # type: ignore[method-assign]
+        obj.do_handshake = inner.do_handshake  # type: ignore[method-assign]
+        return obj
 
 
 def server_context(settings: TlsSettings, ca_pem: str | None) -> ssl.SSLContext:
     """A server context with the secure defaults and no certificate loaded yet."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx = ServerContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = _MIN_VERSIONS[settings.min_version]
     ctx.set_ciphers(TLS12_CIPHERS)
     ctx.options |= _OPTIONS
@@ -185,9 +211,6 @@ class CertificateStore:
         self._seen = self._snapshot.stamps
         self.context = server_context(settings, self._snapshot.ca_pem)
         self.context.sni_callback = self._on_server_name
-        # Connections are made from this context (the SNI callback only swaps
-        # the certificate): its SSLObjects skip ssl.py's forwarding methods.
-        self.context.sslobject_class = DirectSSLObject
         self.handshakes: dict[str, int] = {}  # TLS version -> completed handshakes
         self.resumed = 0  # of those, how many resumed a session
 

@@ -249,6 +249,54 @@ async def test_sni_picks_the_certificate_by_name(
     }
 
 
+def _pump(a: ssl.MemoryBIO, b: ssl.MemoryBIO) -> None:
+    data = a.read()
+    if data:
+        b.write(data)
+
+
+def test_wrap_bio_makes_connections_the_event_loop_can_drive(
+    tmp_path: Path, ca: trustme.CA, leaves: dict[str, trustme.LeafCert]
+) -> None:
+    """The listener context's own wrap_bio (what the event loop calls once per
+    connection): an SSLObject whose per-record methods are the C ones, which
+    handshakes with SNI still choosing the certificate, carries data both
+    ways, and resumes a client's session."""
+    store = store_of(tmp_path, leaves, "a", "b")
+    client_ctx = client_context(ca)
+    session = None
+    for attempt in range(2):
+        s_in, s_out, c_in, c_out = (ssl.MemoryBIO() for _ in range(4))
+        server = store.context.wrap_bio(s_in, s_out, server_side=True)
+        assert isinstance(server, ssl.SSLObject) and server.server_side
+        for name in ("read", "write", "pending", "do_handshake"):
+            assert type(getattr(server, name)).__name__ == "builtin_function_or_method", name
+        client = client_ctx.wrap_bio(c_in, c_out, server_hostname="b.test", session=session)
+        done = {"client": False, "server": False}
+        for _ in range(10):
+            for side, obj in (("client", client), ("server", server)):
+                if not done[side]:
+                    try:
+                        obj.do_handshake()
+                        done[side] = True
+                    except ssl.SSLWantReadError:
+                        pass
+            _pump(c_out, s_in)
+            _pump(s_out, c_in)
+            if all(done.values()):
+                break
+        assert all(done.values())
+        assert peer_of(client).names == {"b.test"}  # chosen by SNI, as before
+        client.write(b"ping")
+        _pump(c_out, s_in)
+        assert server.read(100) == b"ping"
+        server.write(b"pong")
+        _pump(s_out, c_in)
+        assert client.read(100) == b"pong"
+        assert client.session_reused == (attempt == 1)
+        session = client.session
+
+
 async def test_rsa_and_ecdsa_certificates_are_served(
     tmp_path: Path, ca: trustme.CA, leaves: dict[str, trustme.LeafCert]
 ) -> None:

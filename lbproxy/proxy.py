@@ -107,6 +107,7 @@ class Proxy:
         shared: SharedCounts | None = None,
         cookie_key: bytes | None = None,
         settle_heap: bool = False,
+        ticket_key: bytes | None = None,
     ) -> None:
         """``role`` is for ``lbproxy.workers``: a ``worker`` serves its
         listeners on the ``sockets`` the supervisor opened (by listener name)
@@ -120,9 +121,12 @@ class Proxy:
         supervisor makes one for all its workers; else a random one).
         ``settle_heap``: once started, and after each reload, move the
         objects built so far out of the garbage collector's way
-        (lbproxy.heap; the command line's processes set it)."""
+        (lbproxy.heap; the command line's processes set it). ``ticket_key``:
+        the TLS session-ticket key every worker shares (lbproxy.tls.ticketkeys;
+        None: this process's own)."""
         self.config = config
         self.settle_heap = settle_heap
+        self.ticket_key = ticket_key
         self.cookie_key = make_key(config.cookie_key) if cookie_key is None else cookie_key
         self.signer = CookieSigner(self.cookie_key)
         self.env = TargetEnv(self.signer, None)
@@ -209,7 +213,7 @@ class Proxy:
         if tls is None:
             return
         try:
-            store = CertificateStore(tls_settings(tls))
+            store = CertificateStore(tls_settings(tls), self.ticket_key)
         except TlsError as err:
             # The loader loaded them; a file changed since.
             raise BindError(f"listener {lr.name}: {err}") from err

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from cryptography import x509
 
+from lbproxy.tls import ticketkeys
 from lbproxy.tls.certfiles import (
     CertificatePair,
     FileStamp,
@@ -204,13 +205,21 @@ def _load(settings: TlsSettings) -> _Snapshot:
 class CertificateStore:
     """The certificates of one TLS listener, chosen by SNI and reloadable."""
 
-    def __init__(self, settings: TlsSettings) -> None:
+    def __init__(self, settings: TlsSettings, ticket_key: bytes | None = None) -> None:
+        """``ticket_key`` (lbproxy.tls.ticketkeys): session tickets encrypted
+        with it, so that processes given the same key resume each other's
+        sessions; None keeps OpenSSL's random keys, this process's own."""
         settings.check()
         self.settings = settings
         self._snapshot = _load(settings)
         self._seen = self._snapshot.stamps
         self.context = server_context(settings, self._snapshot.ca_pem)
         self.context.sni_callback = self._on_server_name
+        # Tickets are sealed and opened with the keys of the context a
+        # connection starts with (this one), whichever certificate SNI picks.
+        self.shared_tickets = ticket_key is not None and ticketkeys.install(
+            self.context, ticket_key
+        )
         self.handshakes: dict[str, int] = {}  # TLS version -> completed handshakes
         self.resumed = 0  # of those, how many resumed a session
 

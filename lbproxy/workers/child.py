@@ -61,6 +61,7 @@ async def _serve(control: socket.socket) -> int:
         shared=shared,
         cookie_key=start["cookie_key"],
         settle_heap=True,
+        ticket_key=start["ticket_key"],
     )
     try:
         await proxy.start()

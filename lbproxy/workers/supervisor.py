@@ -52,6 +52,7 @@ from lbproxy.config.model import Config
 from lbproxy.http.pool import BackendState, PoolRuntime, shared_key
 from lbproxy.metrics import MetricsSnapshot, counters_only, merge
 from lbproxy.proxy import BindError, Proxy
+from lbproxy.tls import ticketkeys
 from lbproxy.workers.channel import Channel
 from lbproxy.workers.sockets import ListenSockets
 
@@ -120,6 +121,7 @@ class Supervisor:
         self.count = count
         self.sockets = ListenSockets(count)
         self.control = Proxy(config, role="control", settle_heap=True)
+        self.ticket_key = ticketkeys.new_key()
         self.control.on_health = self._relay_health
         self.workers: dict[int, Worker] = {}  # slot -> the current generation's worker
         self.retiring: set[Worker] = set()
@@ -300,6 +302,9 @@ class Supervisor:
                 "admin": list(self.admin_log),
                 # One key signs every worker's cookies (sticky sessions).
                 "cookie_key": self.control.cookie_key,
+                # One key seals every worker's TLS session tickets: a client
+                # resumes whichever worker its next connection reaches.
+                "ticket_key": self.ticket_key,
                 "passive": passive,
                 "shared": None
                 if w.row < 0

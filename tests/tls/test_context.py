@@ -25,7 +25,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from lbproxy.tls import TLS12_CIPHERS, CertificateStore, TlsError, TlsSettings, client_subject
+from lbproxy.tls import (
+    TLS12_CIPHERS,
+    CertificateStore,
+    TlsError,
+    TlsSettings,
+    client_subject,
+    ticketkeys,
+)
 from lbproxy.tls.certfiles import certificate_names
 
 TIMEOUT = 5.0
@@ -208,10 +215,15 @@ async def refused(port: int, ctx: ssl.SSLContext, server_hostname: str) -> BaseE
 
 
 def store_of(
-    tmp_path: Path, leaves: dict[str, trustme.LeafCert], *stems: str, **options: object
+    tmp_path: Path,
+    leaves: dict[str, trustme.LeafCert],
+    *stems: str,
+    ticket_key: bytes | None = None,
+    **options: object,
 ) -> CertificateStore:
     pairs = tuple(write_pair(tmp_path, stem, leaves[stem]) for stem in stems)
-    return CertificateStore(TlsSettings(certificates=pairs, **options))  # type: ignore[arg-type]
+    settings = TlsSettings(certificates=pairs, **options)  # type: ignore[arg-type]
+    return CertificateStore(settings, ticket_key)
 
 
 # --- SNI ---
@@ -255,6 +267,41 @@ def _pump(a: ssl.MemoryBIO, b: ssl.MemoryBIO) -> None:
         b.write(data)
 
 
+def _connect(
+    server_ctx: ssl.SSLContext,
+    client_ctx: ssl.SSLContext,
+    sni: str,
+    session: ssl.SSLSession | None = None,
+) -> tuple[ssl.SSLObject, ssl.SSLObject]:
+    """A handshake between ``server_ctx.wrap_bio`` (as the event loop calls
+    it) and a client, through memory; (server, client) once both are done."""
+    s_in, s_out, c_in, c_out = (ssl.MemoryBIO() for _ in range(4))
+    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
+    client = client_ctx.wrap_bio(c_in, c_out, server_hostname=sni, session=session)
+    done = {"client": False, "server": False}
+    for _ in range(10):
+        for side, obj in (("client", client), ("server", server)):
+            if not done[side]:
+                try:
+                    obj.do_handshake()
+                    done[side] = True
+                except ssl.SSLWantReadError:
+                    pass
+        _pump(c_out, s_in)
+        _pump(s_out, c_in)
+        if all(done.values()):
+            break
+    assert all(done.values())
+    # Data both ways (this also delivers TLS 1.3's tickets to the client).
+    client.write(b"ping")
+    _pump(c_out, s_in)
+    assert server.read(100) == b"ping"
+    server.write(b"pong")
+    _pump(s_out, c_in)
+    assert client.read(100) == b"pong"
+    return server, client
+
+
 def test_wrap_bio_makes_connections_the_event_loop_can_drive(
     tmp_path: Path, ca: trustme.CA, leaves: dict[str, trustme.LeafCert]
 ) -> None:
@@ -266,35 +313,37 @@ def test_wrap_bio_makes_connections_the_event_loop_can_drive(
     client_ctx = client_context(ca)
     session = None
     for attempt in range(2):
-        s_in, s_out, c_in, c_out = (ssl.MemoryBIO() for _ in range(4))
-        server = store.context.wrap_bio(s_in, s_out, server_side=True)
+        server, client = _connect(store.context, client_ctx, "b.test", session)
         assert isinstance(server, ssl.SSLObject) and server.server_side
         for name in ("read", "write", "pending", "do_handshake"):
             assert type(getattr(server, name)).__name__ == "builtin_function_or_method", name
-        client = client_ctx.wrap_bio(c_in, c_out, server_hostname="b.test", session=session)
-        done = {"client": False, "server": False}
-        for _ in range(10):
-            for side, obj in (("client", client), ("server", server)):
-                if not done[side]:
-                    try:
-                        obj.do_handshake()
-                        done[side] = True
-                    except ssl.SSLWantReadError:
-                        pass
-            _pump(c_out, s_in)
-            _pump(s_out, c_in)
-            if all(done.values()):
-                break
-        assert all(done.values())
         assert peer_of(client).names == {"b.test"}  # chosen by SNI, as before
-        client.write(b"ping")
-        _pump(c_out, s_in)
-        assert server.read(100) == b"ping"
-        server.write(b"pong")
-        _pump(s_out, c_in)
-        assert client.read(100) == b"pong"
         assert client.session_reused == (attempt == 1)
         session = client.session
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_stores_given_one_ticket_key_resume_each_others_sessions(
+    tmp_path: Path, ca: trustme.CA, leaves: dict[str, trustme.LeafCert], version: ssl.TLSVersion
+) -> None:
+    """What workers do: each builds its own store; with the supervisor's
+    ticket key a session from one resumes on another, without it it does
+    not (each process's OpenSSL draws its own keys)."""
+    key = ticketkeys.new_key()
+    first = store_of(tmp_path, leaves, "a", "b", ticket_key=key)
+    same = store_of(tmp_path, leaves, "a", "b", ticket_key=key)
+    other = store_of(tmp_path, leaves, "a", "b")
+    assert first.shared_tickets and same.shared_tickets and not other.shared_tickets
+    client_ctx = client_context(ca, max_version=version)
+    _, client = _connect(first.context, client_ctx, "b.test")
+    session = client.session
+    assert session is not None and session.has_ticket
+    _, resumed = _connect(same.context, client_ctx, "b.test", session)
+    assert resumed.session_reused and resumed.version() == version.name.replace("v1_", "v1.")
+    _, full = _connect(other.context, client_ctx, "b.test", session)
+    assert not full.session_reused
+    with pytest.raises(ValueError, match="80 bytes"):
+        ticketkeys.install(first.context, b"short")
 
 
 async def test_rsa_and_ecdsa_certificates_are_served(

@@ -8,12 +8,15 @@ import contextlib
 import os
 import re
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+import trustme
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -89,7 +92,9 @@ class Cluster:
 
 
 @contextlib.asynccontextmanager
-async def cluster(tmp_path: Path, config: str, port: int, admin: int) -> AsyncIterator[Cluster]:
+async def cluster(
+    tmp_path: Path, config: str, port: int, admin: int, scheme: str = "http"
+) -> AsyncIterator[Cluster]:
     cfg = tmp_path / "lb.yaml"
     cfg.write_text(config)
     log = tmp_path / "lbproxy.stderr"
@@ -103,7 +108,7 @@ async def cluster(tmp_path: Path, config: str, port: int, admin: int) -> AsyncIt
         )
     c = Cluster(proc, port, admin, log, cfg)
     try:
-        await c.wait_log(r"listening on http://127\.0\.0\.1")
+        await c.wait_log(rf"listening on {scheme}://127\.0\.0\.1")
         yield c
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -468,3 +473,53 @@ async def test_open_breakers_survive_a_reload(tmp_path: Path) -> None:
             before = good.requests
             ok, failed, _ = await _load(port, 0.5, 2, close=True)
             assert failed == 0 and good.requests - before == ok
+
+
+async def test_tls_sessions_resume_on_every_worker(tmp_path: Path) -> None:
+    """The workers share one session-ticket key: a client's session resumes
+    whichever worker its next connection reaches (SO_REUSEPORT spreads them)."""
+    ca = trustme.CA()
+    leaf = ca.issue_cert("site.test")
+    leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "site.pem"))
+    leaf.private_key_pem.write_to_path(str(tmp_path / "site.key"))
+    port, admin = free_port(), free_port()
+    pair = f'{{cert: "{tmp_path}/site.pem", key: "{tmp_path}/site.key"}}'
+    tls = f"    tls: {{certificates: [{pair}]}}\n"
+    async with named_backends(1) as bs:
+        config = _config([b.address for b in bs], port, admin).replace(
+            f'    bind: "127.0.0.1:{port}"\n', f'    bind: "127.0.0.1:{port}"\n{tls}'
+        )
+        async with cluster(tmp_path, config, port, admin, scheme="https") as c:
+            ctx = ssl.create_default_context()
+            ca.configure_trust(ctx)
+            for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+                ctx.maximum_version = version
+                reused, workers = await asyncio.to_thread(
+                    _resuming_client, ctx, port, c.worker_pids(), 24
+                )
+                assert len(workers) == 2  # both workers served some of them
+                assert reused[0] is False and all(reused[1:]), (version, reused)
+
+
+def _resuming_client(
+    ctx: ssl.SSLContext, port: int, pids: list[int], n: int
+) -> tuple[list[bool], set[int]]:
+    """``n`` HTTPS requests, each on a new connection offering the previous
+    one's session: whether each resumed, and which workers served them."""
+    session = None
+    reused: list[bool] = []
+    workers: set[int] = set()
+    for _ in range(n):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="site.test", session=session) as tls:
+                tls.sendall(b"GET / HTTP/1.1\r\nHost: site.test\r\n\r\n")
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = tls.recv(4096)
+                    assert chunk, "closed before the response"
+                    data += chunk
+                counts = _established_by_pid(pids, port)
+                workers |= {pid for pid, k in counts.items() if k}
+                reused.append(tls.session_reused)
+                session = tls.session
+    return reused, workers

@@ -245,6 +245,8 @@ class ProcStat:
     ppid: int
     ticks: int  # utime + stime + cutime + cstime
     starttime: int  # identifies this incarnation of the pid (guards pid reuse)
+    user: int = 0  # utime + cutime
+    system: int = 0  # stime + cstime
 
 
 def read_stat(pid: int) -> ProcStat | None:
@@ -261,7 +263,9 @@ def read_stat(pid: int) -> ProcStat | None:
         starttime = int(rest[19])
     except (IndexError, ValueError):
         return None
-    return ProcStat(pid, ppid, utime + stime + cutime + cstime, starttime)
+    return ProcStat(
+        pid, ppid, utime + stime + cutime + cstime, starttime, utime + cutime, stime + cstime
+    )
 
 
 def process_tree(root: int) -> list[ProcStat]:

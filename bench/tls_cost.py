@@ -96,16 +96,8 @@ class Client:
 
 def _cpu(pid: int) -> tuple[int, int]:
     """User and system clock ticks of ``pid`` and its descendants."""
-    user = system = 0
-    for p in cmp.tree_pids(pid):
-        try:
-            raw = Path(f"/proc/{p}/stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rfind(")") + 2 :].split()
-        user += int(fields[11])
-        system += int(fields[12])
-    return user, system
+    tree = cmp.process_tree(pid)
+    return sum(st.user for st in tree), sum(st.system for st in tree)
 
 
 def main() -> int:

@@ -4,6 +4,14 @@ cimport cython
 from lbproxy.http.exchange cimport Exchange
 from lbproxy.http.listener cimport ListenerRuntime
 
+# The module's phase, deadline and header-flag constants, as C ints: compared
+# with the typed attributes below on every event, they would otherwise be
+# module-dict lookups and Python-object comparisons. Not visible as module
+# attributes when compiled (nothing imports them from here).
+cdef int P_IDLE, P_HEADERS, P_BODY, P_CLOSING, P_PROXY
+cdef int T_NONE, T_HEADER, T_BODY, T_IDLE, T_LINGER, T_TUNNEL
+cdef int HAS_CONTENT_LENGTH, CHUNKED, CONN_CLOSE, CONN_KEEP_ALIVE, UPGRADE
+
 
 cdef class ClientConnection:
     cdef public bint _corked
@@ -39,6 +47,7 @@ cdef class ClientConnection:
     cpdef Py_ssize_t _body(self, bytes data, Py_ssize_t pos) except -1
     cpdef Py_ssize_t _end_of_body(self, bytes data, Py_ssize_t pos) except -1
     cpdef void on_message_begin(self)
+    @cython.locals(clen="long long", flags=int, http11=bint, keep_alive=bint, status=int)
     cpdef bint on_head(self, Py_ssize_t size, bytes method, bytes url, int minor, list headers) except -1
     cpdef void on_body(self, bytes body)
     cpdef void on_message_complete(self)

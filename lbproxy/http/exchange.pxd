@@ -3,6 +3,12 @@ from lbproxy.http.client cimport ClientConnection
 from lbproxy.http.pool cimport BackendState, PoolRuntime
 from lbproxy.http.upstream cimport UpstreamConnection
 
+# Constants from lbproxy.http.shared and the header scanner as C ints (see
+# client.pxd).
+cdef int BODY_CHUNKED, BODY_FAILED, BODY_UNTIL_CLOSE, BODY_UPGRADE
+cdef int D_CONNECT, D_QUEUE, D_RESPONSE, D_SEND, HAS_BODY, NO_DEADLINE
+cdef int CHUNKED, CONN_CLOSE, CONN_KEEP_ALIVE, FRAMING_CONFLICT, UPGRADE, EXPECT_CONTINUE
+
 
 cdef class Exchange:
     cdef public Py_ssize_t attempts

@@ -1,7 +1,13 @@
 # Compile-time declarations for upstream.py, which setup.py compiles with
 # Cython when it can (the .py itself is the pure-Python twin). Attribute
 # names must match the class's __slots__; tests/test_datapath_build.py checks.
+cimport cython
+
 from lbproxy.http.exchange cimport Exchange
+
+# Constants from lbproxy.http.shared as C ints (see client.pxd).
+cdef int BODY_CHUNKED, BODY_FAILED, BODY_UNTIL_CLOSE, BODY_UPGRADE
+cdef Py_ssize_t MAX_RESPONSE_HEAD
 
 
 cdef class UpstreamConnection:
@@ -22,7 +28,9 @@ cdef class UpstreamConnection:
     cdef public object transport
 
     cpdef void _invalid(self, str reason)
+    @cython.locals(pos=Py_ssize_t, n=Py_ssize_t, end=Py_ssize_t, framing=Py_ssize_t)
     cpdef void _parse(self, bytes data)
+    @cython.locals(n=Py_ssize_t, left=Py_ssize_t, take=Py_ssize_t)
     cpdef Py_ssize_t _body(self, Exchange ex, bytes data, Py_ssize_t pos) except -1
     cpdef void reset(self, Exchange ex)
     cpdef void _complete(self, Exchange ex, bint extra)

@@ -28,6 +28,8 @@ ProxyProtocolError = _proxyproto.ProxyProtocolError
 
 log = logging.getLogger("lbproxy")
 
+_handshakes: set[asyncio.Task[None]] = set()  # TLS starts in progress
+
 
 class ProxyThenTls(asyncio.Protocol):
     """Accepts a connection of a TLS listener with ``proxy_protocol``: reads
@@ -72,7 +74,10 @@ class ProxyThenTls(asyncio.Protocol):
         self.handed_over = True
         assert self.transport is not None
         self.transport.pause_reading()
-        self.loop.create_task(self._start_tls(info))
+        task = self.loop.create_task(self._start_tls(info))
+        # Held until done: the loop keeps only a weak reference to a task.
+        _handshakes.add(task)
+        task.add_done_callback(_handshakes.discard)
 
     def eof_received(self) -> bool | None:
         self._abort()  # closed before its header was complete: nothing to answer

@@ -92,6 +92,21 @@ cdef bint _ipv4(const unsigned char *s, Py_ssize_t n, uint32_t *out) noexcept no
     return True
 
 
+cdef inline bint _pack(const uint32_t *words, Address *a) noexcept nogil:
+    """Eight 16-bit groups into ``a``; an IPv4-mapped address becomes the
+    IPv4 client it stands for. Both IPv6 parsers end here. Always True."""
+    a.hi = (<uint64_t>words[0] << 48 | <uint64_t>words[1] << 32
+            | <uint64_t>words[2] << 16 | <uint64_t>words[3])
+    a.lo = (<uint64_t>words[4] << 48 | <uint64_t>words[5] << 32
+            | <uint64_t>words[6] << 16 | <uint64_t>words[7])
+    if a.hi == 0 and a.lo >> 32 == 0xFFFF:  # IPv4-mapped: an IPv4 client
+        a.version = 4
+        a.v4 = <uint32_t>a.lo  # the low 32 bits
+    else:
+        a.version = 6
+    return True
+
+
 cdef bint _ipv6_plain(const unsigned char *s, Py_ssize_t n, Address *a) noexcept nogil:
     """The usual IPv6 text in one pass: groups of 1-4 hex digits separated
     by ':', with at most one '::' standing for one zero group or more. False
@@ -147,16 +162,7 @@ cdef bint _ipv6_plain(const unsigned char *s, Py_ssize_t n, Address *a) noexcept
             words[k + m] = words[k]
         for k in range(skip, skip + m):
             words[k] = 0
-    a.hi = (<uint64_t>words[0] << 48 | <uint64_t>words[1] << 32
-            | <uint64_t>words[2] << 16 | <uint64_t>words[3])
-    a.lo = (<uint64_t>words[4] << 48 | <uint64_t>words[5] << 32
-            | <uint64_t>words[6] << 16 | <uint64_t>words[7])
-    if a.hi == 0 and a.lo >> 32 == 0xFFFF:  # IPv4-mapped: an IPv4 client
-        a.version = 4
-        a.v4 = <uint32_t>a.lo
-    else:
-        a.version = 6
-    return True
+    return _pack(words, a)
 
 
 cdef bint _ipv6(const unsigned char *s, Py_ssize_t n, Address *a) noexcept nogil:
@@ -244,16 +250,7 @@ cdef bint _ipv6(const unsigned char *s, Py_ssize_t n, Address *a) noexcept nogil
                     return False
                 value = value * 16 + d
         words[k if k < hi else 8 - lo + (k - hi)] = <uint32_t>value
-    a.hi = (<uint64_t>words[0] << 48 | <uint64_t>words[1] << 32
-            | <uint64_t>words[2] << 16 | <uint64_t>words[3])
-    a.lo = (<uint64_t>words[4] << 48 | <uint64_t>words[5] << 32
-            | <uint64_t>words[6] << 16 | <uint64_t>words[7])
-    if a.hi == 0 and a.lo >> 32 == 0xFFFF:  # IPv4-mapped: an IPv4 client
-        a.version = 4
-        a.v4 = <uint32_t>a.lo  # the low 32 bits
-    else:
-        a.version = 6
-    return True
+    return _pack(words, a)
 
 
 cdef bint _parse(object ip, Address *a) except -1:

@@ -408,18 +408,6 @@ def _open(path: str) -> maxminddb.Reader:
 Ranges = tuple[list[int], list[int]]  # (starts, values), as CidrTable.from_ranges takes
 
 
-def _put(starts: list[int], values: list[int], at: int, value: int) -> None:
-    """Append a range starting at ``at`` (not below the last start), merged
-    with the one before when it has the same value."""
-    if starts[-1] == at:
-        values[-1] = value
-        if len(values) > 1 and values[-2] == value:
-            del starts[-1], values[-1]
-    elif values[-1] != value:
-        starts.append(at)
-        values.append(value)
-
-
 def _flatten(
     reader: maxminddb.Reader, value_of: Callable[[object], int], stop: threading.Event
 ) -> tuple[Ranges, Ranges] | None:

@@ -66,7 +66,7 @@ def _libssl() -> ctypes.CDLL | None:
 
 def _ssl_ctx(lib: ctypes.CDLL, ctx: ssl.SSLContext) -> int | None:
     """The context's SSL_CTX pointer, if it checks out."""
-    if sys.version_info < (3, 7) or sys.version_info >= (3, 15):
+    if sys.version_info >= (3, 15):
         return None  # a layout not checked against
     ptr = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
     if not ptr:

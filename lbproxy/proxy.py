@@ -218,7 +218,6 @@ class Proxy:
             # The loader loaded them; a file changed since.
             raise BindError(f"listener {lr.name}: {err}") from err
         lr.tls_store = store
-        lr.tls_context = store.context
         task = asyncio.get_running_loop().create_task(store.watch(TLS_WATCH))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

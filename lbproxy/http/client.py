@@ -251,7 +251,7 @@ class ClientConnection:
 
     def proxied(self, info: ProxyInfo | None) -> None:
         """Take the client's address from its PROXY header (read here, or
-        before TLS by lbproxy.http.proxytls); then HTTP starts."""
+        before TLS by lbproxy._fast.tlsconn); then HTTP starts."""
         if info is not None:  # LOCAL / UNKNOWN: the connection's own address stands
             self.client_ip = info.src_ip
             self.trusted = self.lr.is_trusted(self.client_ip)

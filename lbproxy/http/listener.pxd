@@ -32,7 +32,7 @@ cdef class ListenerRuntime:
     cdef public dict routes
     cdef public object server
     cdef public bytes subject_header
-    cdef public object tls_context
+    cdef public object tls_front
     cdef public object tls_store
     cdef public object tls_watch
     cdef public object trusted_table

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
-import ssl
+from collections.abc import Callable
 from time import monotonic
 from typing import TYPE_CHECKING, Any, cast
 
 from lbproxy._fast import load as _load_fast
+from lbproxy._fast import load_pure as _load_pure
 from lbproxy.config.model import Address
 from lbproxy.cookies import CookieSigner, make_key
 from lbproxy.http.client import ClientConnection
-from lbproxy.http.proxytls import ProxyThenTls
 from lbproxy.routing.router import Router
 from lbproxy.routing.targets import TargetEnv, build_targets
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from lbproxy.http.pool import PoolRuntime
     from lbproxy.tls import CertificateStore
 
+log = logging.getLogger("lbproxy")
 
 # Acting on one expired header deadline (a 408 written, the close begun) costs
 # about 15 us compiled, so a batch of 8 keeps each loop turn it takes near
@@ -37,6 +39,16 @@ EXPIRE_BATCH = 8
 
 
 _cidr = _load_fast("cidr")
+_tlsconn = _load_fast("tlsconn")
+
+
+def tls_engine() -> Any:
+    """The TLS engine of this process: the compiled one where it can reach
+    OpenSSL (lbproxy.tls.libssl), else its pure-Python twin, with a warning."""
+    if _tlsconn.available():
+        return _tlsconn
+    log.warning("tls: OpenSSL not reachable from C here; TLS runs in pure Python")
+    return _load_pure("tlsconn")
 
 
 def _trusted_table(cidrs: tuple[str, ...]) -> Any:
@@ -74,7 +86,7 @@ class ListenerRuntime:
         "server",
         "subject_header",
         "targets",
-        "tls_context",
+        "tls_front",
         "tls_store",
         "tls_watch",
         "tracing",
@@ -97,10 +109,10 @@ class ListenerRuntime:
         self.env = env if env is not None else TargetEnv(CookieSigner(make_key(None)), None)
         self.targets: dict[Route, Any] = {}
         self.router: Router[Any] = self._router(config, pools, None)
-        # The TLS listener's server context (lbproxy.tls.CertificateStore's),
-        # set by the Proxy before start.
-        self.tls_context: ssl.SSLContext | None = None
+        # A TLS listener's certificates (set by the Proxy before start), and
+        # what its connections share (made at start; lbproxy._fast.tlsconn).
         self.tls_store: CertificateStore | None = None
+        self.tls_front: Any = None
         self.tls_watch: asyncio.Task[None] | None = None
         self.connections: set[ClientConnection] = set()
         self.access_log = access_log
@@ -214,37 +226,39 @@ class ListenerRuntime:
         """Bind the configured address, or serve on ``sock`` (a listening
         socket a supervisor opened for this worker)."""
 
-        tls = self.tls_context
-        # The PROXY header comes before the TLS bytes: such a listener reads
-        # it in the clear, then starts TLS itself (lbproxy.http.proxytls).
-        proxy_first = tls is not None and self.proxy_protocol
-        if proxy_first:
-            tls = None
+        factory: Callable[[], asyncio.Protocol]
+        store = self.tls_store
+        if store is not None:
+            # TLS runs in a protocol of ours over the plain TCP connection
+            # (lbproxy._fast.tlsconn), which reads the PROXY header first
+            # where there is one.
+            engine = tls_engine()
+            front = self.tls_front = engine.Front(store, self.name)
+            loop = self.loop
 
-        def factory() -> asyncio.Protocol:
-            if proxy_first:
-                return ProxyThenTls(self)
-            # ClientConnection has no asyncio.Protocol base (an extension
-            # type when compiled) but is one to the event loop.
-            return cast(asyncio.Protocol, ClientConnection(self))
+            def factory() -> asyncio.Protocol:
+                # A handshake that stalls is a slow client like any other:
+                # it gets the header timeout.
+                return cast(
+                    asyncio.Protocol,
+                    engine.TlsServer(
+                        front, ClientConnection(self), loop, self.header_timeout,
+                        self.proxy_protocol,
+                    ),
+                )
+        else:
 
-        # A handshake that stalls is a slow client like any other: it gets
-        # the header timeout.
-        handshake = self.header_timeout if tls is not None else None
+            def factory() -> asyncio.Protocol:
+                # ClientConnection has no asyncio.Protocol base (an extension
+                # type when compiled) but is one to the event loop.
+                return cast(asyncio.Protocol, ClientConnection(self))
+
         if sock is not None:
-            self.server = await self.loop.create_server(
-                factory, sock=sock, backlog=4096, ssl=tls, ssl_handshake_timeout=handshake
-            )
+            self.server = await self.loop.create_server(factory, sock=sock, backlog=4096)
             return
         bind = self.config.bind
         self.server = await self.loop.create_server(
-            factory,
-            host=bind.host,
-            port=bind.port,
-            reuse_address=True,
-            backlog=4096,
-            ssl=tls,
-            ssl_handshake_timeout=handshake,
+            factory, host=bind.host, port=bind.port, reuse_address=True, backlog=4096
         )
 
     def bound_port(self) -> int:

@@ -214,6 +214,7 @@ class CertificateStore:
         self.shared_tickets = ticket_key is not None and ticketkeys.install(
             self.context, ticket_key
         )
+        self._ticket_key = ticket_key
         self.handshakes: dict[str, int] = {}  # TLS version -> completed handshakes
         self.resumed = 0  # of those, how many resumed a session
 
@@ -222,6 +223,20 @@ class CertificateStore:
     ) -> None:
         snapshot = self._snapshot  # one read: this handshake sees one generation
         conn.context = snapshot.table.lookup(server_name) or snapshot.default
+
+    def new_front(self) -> ssl.SSLContext:
+        """Another front context like ``context`` (same settings, same ticket
+        key when one was given) but without its Python SNI callback: for a
+        TLS engine that installs its own on the SSL_CTX (lbproxy._fast.tlsconn),
+        which must not meet the connections of ``context``."""
+        ctx = server_context(self.settings, self._snapshot.ca_pem)
+        if self._ticket_key is not None:
+            ticketkeys.install(ctx, self._ticket_key)
+        return ctx
+
+    def generation(self) -> object:
+        """What changes identity on every successful reload (and only then)."""
+        return self._snapshot
 
     def names(self) -> dict[str, str]:
         """Server name (``*.example.com`` for wildcards) -> certificate file."""

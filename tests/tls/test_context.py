@@ -13,10 +13,11 @@ import os
 import socket
 import ssl
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -96,10 +97,19 @@ class TlsServer:
     port: int = 0
     seen: list[Seen] = field(default_factory=list)
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = writer.get_extra_info("ssl_object")
-        self.store.record_handshake(conn)
-        self.seen.append(
+
+class _Answer(asyncio.Protocol):
+    """Connected by the TLS engine once the handshake is done: records what
+    the server saw, answers one line and closes."""
+
+    def __init__(self, srv: TlsServer) -> None:
+        self.srv = srv
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        conn = transport.get_extra_info("ssl_object")
+        srv = self.srv
+        srv.store.record_handshake(conn)
+        srv.seen.append(
             Seen(
                 conn.version(),
                 conn.selected_alpn_protocol(),
@@ -107,19 +117,30 @@ class TlsServer:
                 conn.session_reused,
             )
         )
-        writer.write(b"ok\n")
-        with suppress(*FAILED):
-            await writer.drain()
-        writer.close()
-        with suppress(*FAILED):
-            await writer.wait_closed()
+        transport.write(b"ok\n")  # type: ignore[attr-defined]
+        transport.close()
+
+
+# The server side runs on each of lbproxy's TLS engines (lbproxy._fast.tlsconn
+# and its twin: fast_impl's two params), the way a TLS listener runs it.
+_engine: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _engine_of_the_test(fast_impl: Callable[[str], Any]) -> Iterator[None]:
+    _engine.append(fast_impl("tlsconn"))
+    yield
+    _engine.pop()
 
 
 @asynccontextmanager
 async def serving(store: CertificateStore) -> AsyncIterator[TlsServer]:
     srv = TlsServer(store)
-    server = await asyncio.start_server(
-        srv.handle, "127.0.0.1", 0, ssl=store.context, ssl_handshake_timeout=TIMEOUT
+    impl = _engine[-1]
+    front = impl.Front(store, "test")
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: impl.TlsServer(front, _Answer(srv), loop, TIMEOUT), "127.0.0.1", 0
     )
     srv.port = server.sockets[0].getsockname()[1]
     async with server:

@@ -4,7 +4,9 @@ protocol, through a real proxy with real clients (ssl, curl, raw sockets)."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import os
 import shutil
 import socket
 import ssl
@@ -12,8 +14,10 @@ import subprocess
 import warnings
 from pathlib import Path
 
+import aiohttp
 import pytest
 import trustme
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from lbproxy.config import ConfigError, parse_config
@@ -425,3 +429,38 @@ async def test_proxy_protocol_before_tls(pki: dict[str, object]) -> None:
                 if not sent.endswith(b"\r\n"):  # incomplete: the header timeout closes it
                     assert asyncio.get_running_loop().time() - started >= 0.9
                 writer.close()
+
+
+async def test_big_bodies_keep_alive_and_websocket_over_tls(pki: dict[str, object]) -> None:
+    """Bodies larger than every buffer on the way (so reading pauses and
+    resumes on both sides), several requests on one TLS connection, and a
+    WebSocket tunnel, all through the TLS listener."""
+    d = pki["dir"]
+    assert isinstance(d, Path)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.path == "/ws":
+            ws = web.WebSocketResponse()
+            await ws.prepare(request)
+            async for msg in ws:
+                await ws.send_bytes(msg.data[::-1])
+            return ws
+        body = await request.read()
+        return web.Response(body=body[::-1])
+
+    upload = os.urandom(8 << 20)
+    async with aiohttp_backend(handler) as b:
+        async with running_proxy(_tls_config(b.address, d)) as (_, port):
+            connector = aiohttp.TCPConnector(ssl=_client_ctx(pki), limit=1)
+            async with aiohttp.ClientSession(connector=connector) as s:
+                url = f"https://127.0.0.1:{port}"  # SNI and the name checked: site.test
+                for size in (len(upload), 10, 100_000):
+                    body = io.BytesIO(upload[:size])
+                    async with s.post(f"{url}/echo", data=body, server_hostname="site.test") as r:
+                        assert r.status == 200
+                        assert await r.read() == upload[:size][::-1]
+                async with s.ws_connect(f"{url}/ws", server_hostname="site.test") as ws:
+                    for size in (5, 1 << 20):
+                        await ws.send_bytes(upload[:size])
+                        msg = await ws.receive(timeout=10)
+                        assert msg.data == upload[:size][::-1]

@@ -217,8 +217,12 @@ cdef str _error_text():
 cdef int _on_server_name(SSL* s, int* alert, void* arg) noexcept with gil:
     # OpenSSL calls this on every ClientHello (with no name when the client
     # sends none): move the connection to its certificate's SSL_CTX.
-    cdef TlsServer conn = <TlsServer>SSL_get_ex_data(s, 0)
+    cdef void* owner = SSL_get_ex_data(s, 0)
     cdef const char* name = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name)
+    if owner == NULL:  # not one of ours: nothing to choose with
+        alert[0] = SSL_AD_INTERNAL_ERROR
+        return SSL_TLSEXT_ERR_ALERT_FATAL
+    cdef TlsServer conn = <TlsServer>owner
     try:
         key = None
         if name != NULL:

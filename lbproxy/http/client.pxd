@@ -32,7 +32,7 @@ cdef class ClientConnection:
     cdef public object loop
     cdef public ListenerRuntime lr
     cdef public int phase
-    cdef public object queue
+    cdef public list queue
     cdef public bytes rbuf
     cdef public int read_paused
     cdef public object transport
@@ -56,6 +56,7 @@ cdef class ClientConnection:
     cpdef void uncork(self)
     cpdef void pause_reading_for(self, int bit)
     cpdef void resume_reading_for(self, int bit)
+    @cython.locals(queue=list)
     cpdef void exchange_done(self, Exchange ex, bint close)
     cpdef void _arm_idle(self)
     cpdef bint check_deadline(self, double now) except -1

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
 from time import monotonic
 from typing import TYPE_CHECKING, cast
@@ -136,7 +135,12 @@ class ClientConnection:
         self.lr = lr
         self.loop = lr.loop
         self.transport: asyncio.Transport | None = None
-        self.queue: deque[Exchange] = deque()
+        # The exchanges of this connection in request order; the head one is
+        # answering. A list, not a deque: it holds one exchange, two while a
+        # pipelined request waits (then reading pauses), and compiled, a list
+        # is appended to, tested and popped by C calls, a deque by method
+        # lookups (about 600 instructions a request).
+        self.queue: list[Exchange] = []
         self.cur: Exchange | None = None  # the exchange whose request is being read
         self.url = b""
         self.rbuf = b""  # the start of a head not complete yet
@@ -674,7 +678,7 @@ class ClientConnection:
     def exchange_done(self, ex: Exchange, close: bool) -> None:
         queue = self.queue
         if queue and queue[0] is ex:
-            queue.popleft()
+            queue.pop(0)
         lr = self.lr
         if (lr.logging or lr.metrics) and not ex.tunnel:  # a tunnel was logged when it opened
             lr.log_access(self, ex)
@@ -734,7 +738,7 @@ class ClientConnection:
         self.tunnel = ex
         self.resume_reading_for(4)  # bytes held before the 101 are flushed
         if self.queue and self.queue[0] is ex:
-            self.queue.popleft()
+            self.queue.pop(0)
         self.lr.log_access(self, ex)
         self.deadline = monotonic() + self.lr.idle_timeout
         self.deadline_kind = T_TUNNEL

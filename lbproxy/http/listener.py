@@ -42,13 +42,17 @@ _cidr = _load_fast("cidr")
 _tlsconn = _load_fast("tlsconn")
 
 
-def tls_engine() -> Any:
-    """The TLS engine of this process: the compiled one where it can reach
-    OpenSSL (lbproxy.tls.libssl), else its pure-Python twin, with a warning."""
-    if _tlsconn.available():
-        return _tlsconn
-    log.warning("tls: OpenSSL not reachable from C here; TLS runs in pure Python")
-    return _load_pure("tlsconn")
+def tls_front(store: CertificateStore, name: str) -> tuple[Any, Any]:
+    """The TLS engine for a listener's connections, and its ``Front``: the
+    compiled engine where it can reach OpenSSL (lbproxy.tls.libssl), else
+    its pure-Python twin, with a warning."""
+    engine = _tlsconn
+    try:
+        return engine, engine.Front(store, name)
+    except engine.TlsFailed as err:
+        log.warning("listener %s: TLS runs in pure Python: %s", name, err)
+    engine = _load_pure("tlsconn")
+    return engine, engine.Front(store, name)
 
 
 def _trusted_table(cidrs: tuple[str, ...]) -> Any:
@@ -232,8 +236,8 @@ class ListenerRuntime:
             # TLS runs in a protocol of ours over the plain TCP connection
             # (lbproxy._fast.tlsconn), which reads the PROXY header first
             # where there is one.
-            engine = tls_engine()
-            front = self.tls_front = engine.Front(store, self.name)
+            engine, front = tls_front(store, self.name)
+            self.tls_front = front
             loop = self.loop
 
             def factory() -> asyncio.Protocol:

@@ -20,6 +20,7 @@ import trustme
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from lbproxy import _fast as lbproxy_fast
 from lbproxy.config import ConfigError, parse_config
 from tests.support import aiohttp_backend, echo_request, read_response, running_proxy
 
@@ -464,3 +465,21 @@ async def test_big_bodies_keep_alive_and_websocket_over_tls(pki: dict[str, objec
                         await ws.send_bytes(upload[:size])
                         msg = await ws.receive(timeout=10)
                         assert msg.data == upload[:size][::-1]
+
+
+async def test_tls_runs_in_pure_python_where_openssl_is_not_reachable(
+    pki: dict[str, object], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Where the compiled engine cannot use the listener's SSL_CTX (another
+    Python's object layout, say), the listener serves through the twin."""
+    d = pki["dir"]
+    assert isinstance(d, Path)
+    monkeypatch.setattr("lbproxy.tls.libssl.ctx_pointer", lambda ctx: None)
+    async with aiohttp_backend(echo_request) as b:
+        async with running_proxy(_tls_config(b.address, d)) as (proxy, port):
+            status, _, _, sslobj = await _get(port, _client_ctx(pki), "site.test")
+            assert status == 200 and _served_names(sslobj) == {"site.test"}
+            front = next(iter(proxy.listeners.values())).tls_front
+            assert type(front).__module__ == "lbproxy._fast.tlsconn_py"
+    if not lbproxy_fast.NO_EXTENSIONS:
+        assert "TLS runs in pure Python" in caplog.text

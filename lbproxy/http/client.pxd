@@ -3,6 +3,7 @@ cimport cython
 
 from lbproxy.http.exchange cimport Exchange
 from lbproxy.http.listener cimport ListenerRuntime
+from lbproxy.http.pool cimport PoolRuntime
 
 # The module's phase, deadline and header-flag constants, as C ints: compared
 # with the typed attributes below on every event, they would otherwise be
@@ -47,7 +48,8 @@ cdef class ClientConnection:
     cpdef Py_ssize_t _body(self, bytes data, Py_ssize_t pos) except -1
     cpdef Py_ssize_t _end_of_body(self, bytes data, Py_ssize_t pos) except -1
     cpdef void on_message_begin(self)
-    @cython.locals(clen="long long", flags=int, http11=bint, keep_alive=bint, status=int)
+    @cython.locals(clen="long long", flags=int, http11=bint, keep_alive=bint, status=int,
+                   chosen=PoolRuntime)
     cpdef bint on_head(self, Py_ssize_t size, bytes method, bytes url, int minor, list headers) except -1
     cpdef void on_body(self, bytes body)
     cpdef void on_message_complete(self)

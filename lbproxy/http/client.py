@@ -536,12 +536,15 @@ class ClientConnection:
         if chooser is not None:
             pool = chooser.choose(ex, headers, self.client_ip, self.trusted, lr.trusted_table)
             ex.pool = pool
-        if pool is not None:
-            if pool.sticky is not None:
-                ex.pinned = pool.sticky.pins.lookup(headers)
-            if pool.key_of is not None:
-                ex.hash_key = pool.key_of(headers, url, self.client_ip)
-            if not ex.idempotent and pool.retries.attempts > 1:
+        # ``chosen`` is typed when compiled (``pool`` may have held a chooser):
+        # C field reads below, not attribute lookups.
+        chosen = ex.pool
+        if chosen is not None:
+            if chosen.sticky is not None:
+                ex.pinned = chosen.sticky.pins.lookup(headers)
+            if chosen.key_of is not None:
+                ex.hash_key = chosen.key_of(headers, url, self.client_ip)
+            if not ex.idempotent and chosen.retries.attempts > 1:
                 # A client may vouch for a POST (draft-ietf-httpapi-idempotency-key).
                 for name, _ in headers:
                     if len(name) == 15 and name.lower() == b"idempotency-key":
@@ -678,7 +681,7 @@ class ClientConnection:
     def exchange_done(self, ex: Exchange, close: bool) -> None:
         queue = self.queue
         if queue and queue[0] is ex:
-            queue.pop(0)
+            del queue[0]  # pop(0) is a method call even compiled; del is C
         lr = self.lr
         if (lr.logging or lr.metrics) and not ex.tunnel:  # a tunnel was logged when it opened
             lr.log_access(self, ex)
@@ -738,7 +741,7 @@ class ClientConnection:
         self.tunnel = ex
         self.resume_reading_for(4)  # bytes held before the 101 are flushed
         if self.queue and self.queue[0] is ex:
-            self.queue.pop(0)
+            del self.queue[0]
         self.lr.log_access(self, ex)
         self.deadline = monotonic() + self.lr.idle_timeout
         self.deadline_kind = T_TUNNEL

@@ -8,6 +8,8 @@ from lbproxy.http.upstream cimport UpstreamConnection
 cdef int BODY_CHUNKED, BODY_FAILED, BODY_UNTIL_CLOSE, BODY_UPGRADE
 cdef int D_CONNECT, D_QUEUE, D_RESPONSE, D_SEND, HAS_BODY, NO_DEADLINE
 cdef int CHUNKED, CONN_CLOSE, CONN_KEEP_ALIVE, FRAMING_CONFLICT, UPGRADE, EXPECT_CONTINUE
+# Status lines already built, by (status, reason): read with a C dict lookup.
+cdef dict _STATUS_LINES
 
 
 cdef class Exchange:

@@ -46,5 +46,6 @@ cdef class IdlePool:
     cdef public double idle_timeout
     cdef public Py_ssize_t max_idle
 
+    @cython.locals(conn=UpstreamConnection)
     cpdef UpstreamConnection get(self)
     cpdef void put(self, UpstreamConnection conn, double now)

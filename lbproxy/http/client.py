@@ -534,7 +534,7 @@ class ClientConnection:
         if location:
             ex.local_headers = b"Location: " + location + b"\r\n"
         if chooser is not None:
-            pool = chooser.choose(ex, headers, self.client_ip, self.trusted, lr.trusted_table)
+            pool = chooser.pick(ex, headers, self.client_ip, self.trusted, lr.trusted_table)
             ex.pool = pool
         # ``chosen`` is typed when compiled (``pool`` may have held a chooser):
         # C field reads below, not attribute lookups.

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from time import monotonic, time
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +60,7 @@ Headers = Sequence[tuple[bytes, bytes]]
 # Compiled: geo routes read X-Forwarded-For on every request.
 _cidr = _load_fast("cidr")
 _forwarded = _cidr.forwarded_client
-_locate = _cidr.locate
+_geopick = _load_fast("geopick")
 # Methods that read (RFC 9110 9.2.1): served by replicas.
 SAFE_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 
@@ -88,12 +88,18 @@ def client_address(peer: bytes, trusted: bool, headers: Headers, table: Any) -> 
 
 class _Chooser(ABC):
     """What every route target does: choose a pool per request, and say
-    which it would choose for /api/explain."""
+    which it would choose for /api/explain.
 
-    __slots__ = ("pools",)
+    The client calls ``pick``: ``choose`` itself, or where a target has a
+    compiled version of it, that (GeoChooser's lbproxy._fast.geopick)."""
+
+    __slots__ = ("pick", "pools")
 
     def __init__(self, pools: Mapping[str, PoolRuntime]) -> None:
         self.pools = pools
+        self.pick: Callable[
+            [Exchange, Headers, bytes, bool, Any], PoolRuntime | None
+        ] = self.choose
 
     @abstractmethod
     def choose(
@@ -152,6 +158,7 @@ class GeoChooser(_Chooser):
             *(self.order.get(name, fallback) for name in known),
             fallback,
         )
+        self.pick = _geopick.GeoPick(self).choose
 
     def _place(
         self, peer: bytes, trusted: bool, headers: Headers, table: Any
@@ -170,37 +177,8 @@ class GeoChooser(_Chooser):
     def choose(
         self, ex: Exchange, headers: Headers, peer: bytes, trusted: bool, trusted_table: Any
     ) -> PoolRuntime | None:
-        geo = self.geo
-        if geo is None:
-            order = self.by_code[-1]
-        else:
-            tables = geo.tables
-            if tables is None or (trusted and geo.header is not None):
-                code = geo.code(peer, trusted, headers, trusted_table)
-            else:  # GeoResolver.code's compiled case, without its frame
-                code = _locate(peer, trusted, headers, trusted_table, tables[0], tables[1])
-            order = self.by_code[code]
-        home, pool_name = order[0]
-        ex.region = home
-        pool = self.pools[pool_name]
-        if pool.serving:
-            return pool
-        return self._failover(ex, order, pool)
-
-    def _failover(
-        self, ex: Exchange, order: tuple[tuple[bytes, str], ...], home: PoolRuntime
-    ) -> PoolRuntime:
-        """The first region after the client's own whose pool has an
-        eligible backend."""
-        pools = self.pools
-        for served, pool_name in order[1:]:
-            pool = pools[pool_name]
-            if pool.serving:
-                ex.served_region = served
-                return pool
-        # No region has an eligible backend: the home pool answers (503, or
-        # its panic mode), so the failure shows where the client belongs.
-        return home
+        # The client calls pick, the compiled GeoPick.choose, directly.
+        return self.pick(ex, headers, peer, trusted, trusted_table)
 
     def explain(self, q: Query) -> tuple[str | None, str, dict[str, Any]]:
         trusted = q.lr.is_trusted(q.client_ip)

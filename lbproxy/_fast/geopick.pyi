@@ -1,0 +1,10 @@
+# Stub for the compiled module; keep in step with geopick_py.py, its twin.
+
+from typing import Any
+
+class GeoPick:
+    chooser: Any
+    def __init__(self, chooser: Any) -> None: ...
+    def choose(
+        self, ex: Any, headers: Any, peer: bytes, trusted: bool, trusted_table: Any
+    ) -> Any: ...

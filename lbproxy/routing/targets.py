@@ -2,7 +2,8 @@
 
 The router maps a request to a route's target. For ``pool:`` routes that is
 the pool itself and nothing here runs. For the others the client calls
-``choose(ex, headers, peer, trusted, trusted_table)`` once per request,
+``pick(ex, headers, peer, trusted, trusted_table)`` (``choose``, or its
+compiled version where there is one) once per request,
 after the exchange is made and before it starts: the chooser returns the
 pool (and sets on ``ex`` what the access log or the response needs:
 regions, a Set-Cookie line), or None with a local answer

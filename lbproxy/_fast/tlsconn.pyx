@@ -309,8 +309,9 @@ cdef class TlsServer:
     cdef bint connected  # the protocol's connection_made was called
     cdef bint paused
     cdef bint resume_scheduled
+    cdef bint proxy_protocol  # a PROXY header comes first
     cdef bytes early  # PROXY header bytes read so far
-    cdef object proxy_info
+    cdef object proxy_info  # what it said (None: LOCAL / UNKNOWN)
 
     def __cinit__(self):
         self.ssl = NULL
@@ -321,6 +322,7 @@ cdef class TlsServer:
         self.app = app
         self.loop = loop
         self.timeout = timeout
+        self.proxy_protocol = proxy_protocol
         self.state = S_PROXY if proxy_protocol else S_HANDSHAKE
         self.early = b""
 
@@ -578,7 +580,7 @@ cdef class TlsServer:
         if not used:
             self.early = data
             return b""
-        self.proxy_info = info if info is not None else _LOCAL
+        self.proxy_info = info
         self.state = S_HANDSHAKE
         return data[used:]
 
@@ -594,8 +596,8 @@ cdef class TlsServer:
             self.proxy_info = None
             self.connected = True
             self.app.connection_made(self)
-            if info is not None and self.state != S_CLOSED:
-                self.app.proxied(None if info is _LOCAL else info)
+            if self.proxy_protocol and self.state != S_CLOSED:
+                self.app.proxied(info)
             return self.state == S_OPEN
         err = SSL_get_error(self.ssl, r)
         if err == SSL_ERROR_WANT_READ:
@@ -674,7 +676,3 @@ cdef class TlsServer:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-
-
-# proxy_info after a PROXY header that gave no address (LOCAL, UNKNOWN).
-_LOCAL = object()

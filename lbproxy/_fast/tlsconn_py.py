@@ -75,13 +75,6 @@ class Front:
         self.context: ssl.SSLContext = store.context
 
 
-class _Local:
-    """A PROXY header that gave no address (LOCAL, UNKNOWN)."""
-
-
-_LOCAL = _Local()
-
-
 class TlsServer:
     """The protocol of one accepted TCP connection of a TLS listener, and the
     transport of the HTTP protocol (``app``) it serves once the handshake is
@@ -104,12 +97,13 @@ class TlsServer:
         self.app = app
         self.loop = loop
         self.timeout = timeout
+        self.proxy_protocol = proxy_protocol  # a PROXY header comes first
         self.state = S_PROXY if proxy_protocol else S_HANDSHAKE
         self.connected = False  # the protocol's connection_made was called
         self.paused = False
         self.resume_scheduled = False
         self.early = b""  # PROXY header bytes read so far
-        self.proxy_info: Any = None
+        self.proxy_info: Any = None  # what it said (None: LOCAL / UNKNOWN)
         self.tcp: asyncio.Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.sslobj: ssl.SSLObject | None = None
@@ -277,7 +271,7 @@ class TlsServer:
         if not used:
             self.early = data
             return b""
-        self.proxy_info = info if info is not None else _LOCAL
+        self.proxy_info = info
         self.state = S_HANDSHAKE
         return data[used:]
 
@@ -302,8 +296,8 @@ class TlsServer:
         info, self.proxy_info = self.proxy_info, None
         self.connected = True
         self.app.connection_made(self)
-        if info is not None and self.state != S_CLOSED:
-            self.app.proxied(None if info is _LOCAL else info)
+        if self.proxy_protocol and self.state != S_CLOSED:
+            self.app.proxied(info)
         return self.state == S_OPEN
 
     def _pump(self) -> None:

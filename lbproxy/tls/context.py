@@ -2,12 +2,14 @@
 
 Theory of operation
 -------------------
-`CertificateStore.context` is the one `ssl.SSLContext` a listener passes to
-``loop.create_server(ssl=...)``. It is never replaced and holds no certificate of its
-own: its ``sni_callback`` runs on every handshake (OpenSSL calls it with no name when
-the client sends no SNI) and moves the connection to the context of the certificate
-that answers the name (exact name, then a one-label wildcard, else the default, the
-first certificate). What the callback reads is one immutable `_Snapshot`; `reload()`
+A listener's connections start on a front context (lbproxy._fast.tlsconn): the
+pure engine uses `CertificateStore.context`, the compiled one a twin of it from
+`new_front()`. A front context is never replaced and holds no certificate of its
+own: on every handshake an SNI callback (``sni_callback`` here, a C one in the
+compiled engine; OpenSSL calls it with no name when the client sends no SNI) moves
+the connection to the context of the certificate that answers the name
+(`context_for`: exact name, then a one-label wildcard, else the default, the first
+certificate). What the callback reads is one immutable `_Snapshot`; `reload()`
 builds a complete new one and swaps the reference, so a handshake sees either the old
 certificates or the new, never a mix, and connections already up are untouched.
 
@@ -101,20 +103,20 @@ class TlsSettings:
 
 
 class ServerContext(ssl.SSLContext):
-    """The listener's context, whose ``wrap_bio`` (called by the event loop
-    once per connection) is cheaper in two ways:
+    """The listener's context, whose ``wrap_bio`` (called once per connection
+    by the pure TLS engine, lbproxy._fast.tlsconn_py) is cheaper in two ways:
 
     * It makes the ``ssl.SSLObject`` in one Python frame, where ssl.py takes
       three (``wrap_bio``, then the object class's ``_create`` twice over, all
       with keyword calls): about 4k instructions of a connection's set-up. The
       C object it wraps is made the same way, with the same arguments.
-    * The loop's TLS transport calls ``read``, ``write`` and ``pending`` for
-      every record; ``ssl.SSLObject`` defines each as a Python method that
-      only forwards to the C object, one Python frame per call. Bound to the
-      C methods as instance attributes, they are found first. Results are the
-      same; the one difference is that ``read`` takes its size positionally
-      and has no default, as every event loop calls it. Methods called once
-      per connection keep ssl.py's versions.
+    * The engine calls ``read``, ``write`` and ``pending`` for every record;
+      ``ssl.SSLObject`` defines each as a Python method that only forwards
+      to the C object, one Python frame per call. Bound to the C methods as
+      instance attributes, they are found first. Results are the same; the
+      one difference is that ``read`` takes its size positionally and has no
+      default, as the engine calls it. Methods called once per connection
+      keep ssl.py's versions.
     """
 
     def wrap_bio(

@@ -137,9 +137,7 @@ def main() -> None:
     ap.add_argument("--access-log", default="off", choices=["off", "json", "combined"])
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        best = min(
-            run(args.n, args.metrics, args.access_log, Path(d)) for _ in range(args.repeat)
-        )
+        best = min(run(args.n, args.metrics, args.access_log, Path(d)) for _ in range(args.repeat))
     print(f"hot paths: {_fast.describe()}")
     extras = f"metrics {'on' if args.metrics else 'off'}, access log {args.access_log}"
     print(f"data path, one request/response cycle ({extras}): {best:.2f} us", end="")

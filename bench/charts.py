@@ -29,6 +29,7 @@ COLORS = {
     "nginx": "#2ca02c",
     "haproxy": "#ff7f0e",
     "aiohttp-naive": "#9467bd",
+    "bare-relay": "#8c564b",
     "pproxy": "#8c8c8c",
     "direct": "#4d4d4d",
 }

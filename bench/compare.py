@@ -50,10 +50,18 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 BACKEND_BODY = "hello\n"
 # apt puts nginx/haproxy in /usr/sbin, which is not on a non-root user's PATH.
 EXTRA_TOOL_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
-ALL_PROXIES = ("lbproxy", "lbproxy-pure", "nginx", "haproxy", "aiohttp-naive", "pproxy")
+ALL_PROXIES = (
+    "lbproxy",
+    "lbproxy-pure",
+    "nginx",
+    "haproxy",
+    "aiohttp-naive",
+    "bare-relay",
+    "pproxy",
+)
 DEFAULT_PROXIES = ("lbproxy", "nginx", "haproxy")
 # Python peers, added by --include-peers (off by default to keep --quick short).
-PEER_PROXIES = ("aiohttp-naive", "pproxy")
+PEER_PROXIES = ("aiohttp-naive", "bare-relay", "pproxy")
 # Contenders that only relay TCP bytes (no HTTP parsing): marked in the report.
 L4_PROXIES = frozenset({"pproxy"})
 LUA_DIR = Path(__file__).resolve().parent / "lua"
@@ -1448,6 +1456,24 @@ class Bench:
                 f"127.0.0.1:{backend_port}",
             ]
             return argv, None, None
+        if name == "bare-relay":
+            # The floor for a Python HTTP proxy: no header rewriting, see its docstring.
+            py = self.args.peer_python
+            script = Path(__file__).resolve().parent / "peers" / "bare_relay.py"
+            probe = "import uvloop, httptools; print('ok')"
+            if not tool_output([py, "-c", probe]).endswith("ok"):
+                raise RuntimeError(
+                    f"uvloop or httptools not importable by {py} (pip install uvloop httptools)"
+                )
+            argv = [
+                py,
+                str(script),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--backend",
+                f"127.0.0.1:{backend_port}",
+            ]
+            return argv, None, None
         if name == "pproxy":
             py = self.args.peer_python
             if not tool_output([py, "-c", "import pproxy; print('ok')"]).endswith("ok"):
@@ -1666,7 +1692,13 @@ def versions(
         v["lbproxy git"] = commit + (" (dirty tree)" if dirty else "")
     else:
         v["lbproxy git"] = "no commit"
-    for name, mod in (("aiohttp-naive", "aiohttp"), ("pproxy", "pproxy")):
+    peer_modules = (
+        ("aiohttp-naive", "aiohttp"),
+        ("bare-relay", "uvloop"),
+        ("bare-relay", "httptools"),
+        ("pproxy", "pproxy"),
+    )
+    for name, mod in peer_modules:
         if name in names:
             code = "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))"
             v[mod] = first_line(tool_output([peer_python, "-c", code, mod])) or "missing"
@@ -1943,6 +1975,15 @@ def render_markdown(
             "never parses HTTP, so it does strictly less work than an HTTP proxy and "
             "keeps one backend connection per client connection."
         )
+    if "bare-relay" in s["proxies"]:
+        lines.append("")
+        lines.append(
+            "**bare-relay** is a reference floor, not a usable proxy: a bare uvloop + "
+            "httptools relay (bench/peers/bare_relay.py) that forwards the bytes unchanged, "
+            "with no header rewriting, no X-Forwarded-For, no timeouts and no health checks "
+            "(in `close` the client's `Connection: close` reaches the backend, so every "
+            "request also opens a backend connection)."
+        )
     for scen in s["scenarios"]:
         if scen == IDLE_SCENARIO:
             continue
@@ -2120,12 +2161,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--include-peers",
         action="store_true",
-        help="also run the Python peers: aiohttp-naive (bench/peers/) and pproxy (tunnel, L4)",
+        help="also run the Python peers: aiohttp-naive and bare-relay (bench/peers/) "
+        "and pproxy (tunnel, L4)",
     )
     p.add_argument(
         "--peer-python",
         default=sys.executable,
-        help="Python that runs the peers (needs aiohttp and pproxy)",
+        help="Python that runs the peers (needs aiohttp, uvloop, httptools and pproxy)",
     )
     p.add_argument(
         "--idle-connections",

@@ -209,9 +209,7 @@ def _measure(
         else:
             after = _cpu(server.pid)
             scale = 1e6 / cmp.CLK_TCK / count
-            figure = (
-                f"{(after[0] - before[0]) * scale:.1f} / {(after[1] - before[1]) * scale:.1f}"
-            )
+            figure = f"{(after[0] - before[0]) * scale:.1f} / {(after[1] - before[1]) * scale:.1f}"
     finally:
         client.close()
         server.stop()

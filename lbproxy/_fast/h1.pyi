@@ -4,8 +4,10 @@ from typing import Final
 __all__ = [
     "ChunkedDecoder",
     "ParseError",
+    "field_list",
     "parse_request_head",
     "parse_response_head",
+    "parse_response_lines",
 ]
 
 MAX_LEADING_EMPTY_LINES: Final = 8
@@ -25,6 +27,8 @@ def parse_request_head(
 def parse_response_head(
     data: bytes, pos: int
 ) -> tuple[int, int, bytes, int, list[tuple[bytes, bytes]]] | None: ...
+def parse_response_lines(data: bytes, pos: int) -> tuple[int, int, bytes, int, int] | None: ...
+def field_list(data: bytes, start: int, stop: int) -> list[tuple[bytes, bytes]]: ...
 
 class ChunkedDecoder:
     """Incremental decoder of one chunked body."""

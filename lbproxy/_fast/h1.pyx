@@ -54,8 +54,10 @@ cdef extern from "Python.h":
 __all__ = [
     "ChunkedDecoder",
     "ParseError",
+    "field_list",
     "parse_request_head",
     "parse_response_head",
+    "parse_response_lines",
 ]
 
 cdef enum:
@@ -263,7 +265,8 @@ cdef Py_ssize_t _fields_fast(
     const unsigned char *d, Py_ssize_t i, Py_ssize_t n, list fields
 ) except -2:
     """Parses the field lines at ``d[i:n]`` and the blank line after them into
-    ``fields``; the index past the blank line, or -1 for anything unusual."""
+    ``fields`` (only checks them when ``fields`` is None); the index past the
+    blank line, or -1 for anything unusual."""
     cdef Py_ssize_t n0, n1, v0, v1
     while True:
         if d[i] == 13:
@@ -289,7 +292,8 @@ cdef Py_ssize_t _fields_fast(
         v1 = i
         while v1 > v0 and _ows(d[v1 - 1]):
             v1 -= 1
-        fields.append((_name(d + n0, n1 - n0), _slice(d + v0, v1 - v0)))
+        if fields is not None:
+            fields.append((_name(d + n0, n1 - n0), _slice(d + v0, v1 - v0)))
         i += 2
 
 
@@ -347,7 +351,8 @@ cdef object _request(object data, Py_ssize_t pos):
     return end, _method(d + pos, m1 - pos), _slice(d + t0, t1 - t0), minor, fields
 
 
-cdef object _response(object data, Py_ssize_t pos):
+cdef object _response(object data, Py_ssize_t pos, bint want_fields):
+    """``parse_response_head`` (``want_fields``) or ``parse_response_lines``."""
     cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
     cdef const unsigned char *p
@@ -381,11 +386,13 @@ cdef object _response(object data, Py_ssize_t pos):
         reason = _OK
     else:
         reason = _slice(d + r0, i - r0)
-    fields = []
+    fields = [] if want_fields else None
     end = _fields_fast(d, i + 2, n, fields)
     if end < 0:
         return _diagnose(d, pos, n, False)
-    return end, status, reason, minor, fields
+    if want_fields:
+        return end, status, reason, minor, fields
+    return end, status, reason, minor, i + 2
 
 
 # -- the slow pass: the twin's checks in the twin's order ------------------------------
@@ -530,12 +537,14 @@ cdef object _pure():
     return _twin
 
 
-cdef object _pure_parse(bint request, object data, object pos):
+cdef object _pure_parse(bint request, object data, object pos, bint want_fields=True):
     twin = _pure()
     try:
         if request:
             return twin.parse_request_head(data, pos)
-        return twin.parse_response_head(data, pos)
+        if want_fields:
+            return twin.parse_response_head(data, pos)
+        return twin.parse_response_lines(data, pos)
     except twin.ParseError as exc:
         raise ParseError(exc.args[0], exc.status) from None
 
@@ -573,8 +582,43 @@ def parse_response_head(data, pos):
     if PyBytes_CheckExact(data) and PyLong_CheckExact(pos):
         start = _index(pos)
         if start >= 0:
-            return _response(data, start)
+            return _response(data, start, True)
     return _pure_parse(False, data, pos)
+
+
+def parse_response_lines(data, pos):
+    """``parse_response_head`` without the field list: returns ``(end,
+    status, reason, minor, fields_at)``, where the field lines are
+    ``data[fields_at:end - 2]``, or ``None`` if the head is not complete
+    yet. Raises ``ParseError``: it checks everything ``parse_response_head``
+    does.
+    """
+    cdef Py_ssize_t start
+    if PyBytes_CheckExact(data) and PyLong_CheckExact(pos):
+        start = _index(pos)
+        if start >= 0:
+            return _response(data, start, False)
+    return _pure_parse(False, data, pos, False)
+
+
+def field_list(data, start, stop):
+    """The ``(name, value)`` list of the field lines at ``data[start:stop]``:
+    a region that ``parse_response_lines`` found valid."""
+    cdef Py_ssize_t s, e
+    cdef const unsigned char *d
+    cdef list fields
+    if PyBytes_CheckExact(data) and PyLong_CheckExact(start) and PyLong_CheckExact(stop):
+        s = _index(start)
+        e = _index(stop)
+        if 0 <= s <= e and e + 2 <= PyBytes_GET_SIZE(data):
+            d = <const unsigned char *>PyBytes_AS_STRING(data)
+            if d[e] == 13 and d[e + 1] == 10:
+                fields = []
+                # Reads stop at the blank line at ``e`` for a valid region;
+                # anything else ends elsewhere and goes to the twin.
+                if _fields_fast(d, s, e + 2, fields) == e + 2:
+                    return fields
+    return _pure().field_list(data, start, stop)
 
 
 # -- chunked bodies ---------------------------------------------------------------------

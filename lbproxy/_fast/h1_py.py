@@ -36,8 +36,10 @@ import re
 __all__ = [
     "ChunkedDecoder",
     "ParseError",
+    "field_list",
     "parse_request_head",
     "parse_response_head",
+    "parse_response_lines",
 ]
 
 # Longest run of empty lines skipped before a request line.
@@ -193,6 +195,31 @@ def parse_response_head(
     if _VALUE_BAD.search(reason) is not None:
         raise ParseError("invalid character in the reason phrase")
     return end, int(code), reason, minor, _fields(lines[1:])
+
+
+def parse_response_lines(data: bytes, pos: int) -> tuple[int, int, bytes, int, int] | None:
+    """``parse_response_head`` without the field list, for a caller that
+    reads the field lines in place: returns ``(end, status, reason, minor,
+    fields_at)``, where the field lines are ``data[fields_at:end - 2]``, or
+    ``None`` if the head is not complete yet. Raises ``ParseError``: it
+    checks everything ``parse_response_head`` does.
+    """
+    m = _RESPONSE_HEAD.match(data, pos)
+    if m is not None:
+        digit, code, reason, _ = m.groups()
+        return m.end(), int(code), reason or b"", 0 if digit == b"0" else 1, m.start(4)
+    parsed = parse_response_head(data, pos)
+    if parsed is None:
+        return None
+    end, status, reason, minor, _ = parsed
+    # A valid head: its status line is the first line.
+    return end, status, reason, minor, data.index(b"\r\n", pos) + 2
+
+
+def field_list(data: bytes, start: int, stop: int) -> list[tuple[bytes, bytes]]:
+    """The ``(name, value)`` list of the field lines at ``data[start:stop]``:
+    a region that ``parse_response_lines`` found valid."""
+    return _split_fields(data[start:stop])
 
 
 # ChunkedDecoder states.

@@ -31,7 +31,7 @@ so every accepted value fits an int64.
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from libc.stdlib cimport qsort
-from libc.string cimport memcpy, strlen
+from libc.string cimport memchr, memcpy, strlen
 
 
 cdef extern from "Python.h":
@@ -519,6 +519,14 @@ cdef object _pure_response(headers):
         raise FramingError(*exc.args) from None
 
 
+cdef object _pure_lines(data, start, stop):
+    twin = _pure()
+    try:
+        return twin.scan_response_lines(data, start, stop)
+    except twin.FramingError as exc:
+        raise FramingError(*exc.args) from None
+
+
 cdef inline bint _bytes(object o) noexcept:
     return PyBytes_CheckExact(<PyObject *>o)
 
@@ -752,24 +760,34 @@ cdef char *_join(
     return w
 
 
-def scan_response(headers):
-    """Check and strip a response's headers.
+cdef struct Field:
+    const unsigned char *name
+    const unsigned char *value
+    Py_ssize_t nl
+    Py_ssize_t vl
 
-    Returns ``(block, content_length, flags)``; see ``headers_py.scan_response``.
-    """
-    if not _sequence(headers):
-        return _pure_response(headers)
 
-    cdef PyObject *seq = <PyObject *>headers
-    cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(seq)
-    cdef PyObject **items = PySequence_Fast_ITEMS(seq)
+cdef inline char *_put_field(char *w, Field *f) noexcept nogil:
+    memcpy(w, f.name, f.nl)
+    w += f.nl
+    w[0] = c':'
+    w[1] = c' '
+    w += 2
+    memcpy(w, f.value, f.vl)
+    w += f.vl
+    w[0] = c'\r'
+    w[1] = c'\n'
+    return w + 2
+
+
+cdef object _response_block(Field *fields, Py_ssize_t n):
+    """The work of ``scan_response`` over ``n`` fields, however they were
+    found: ``(block, content_length, flags)``."""
     cdef unsigned char local_codes[LOCAL_CODES]
     cdef unsigned char *codes = local_codes
     cdef Tokens toks
-    cdef PyObject *name
-    cdef PyObject *value
-    cdef const unsigned char *p
-    cdef Py_ssize_t i, nl, vl
+    cdef Field *f
+    cdef Py_ssize_t i
     cdef unsigned char code
     cdef int flags = 0, tok_bits = 0, last
     cdef bint have_clen = False, te_seen = False, chunked = False, clen_written = False
@@ -786,19 +804,15 @@ def scan_response(headers):
     _tokens_init(&toks)
     try:
         for i in range(n):
-            if not _pair(items[i], &name, &value):
-                return _pure_response(headers)
-            nl = PyBytes_GET_SIZE(name)
-            code = _classify(<const unsigned char *>PyBytes_AS_STRING(name), nl)
+            f = &fields[i]
+            code = _classify(f.name, f.nl)
             codes[i] = code
             if code == H_OTHER:
                 continue
-            p = <const unsigned char *>PyBytes_AS_STRING(value)
-            vl = PyBytes_GET_SIZE(value)
             if code == H_CL:
-                if vl > MAX_FAST_DIGITS or not _digits(p, vl):
+                if f.vl > MAX_FAST_DIGITS or not _digits(f.value, f.vl):
                     raise FramingError("invalid Content-Length")
-                cl = _small_int(p, vl)
+                cl = _small_int(f.value, f.vl)
                 if have_clen and cl != clen:
                     raise FramingError("conflicting Content-Length")
                 clen = cl
@@ -808,11 +822,11 @@ def scan_response(headers):
                 # All the lines make one list of codings; only a final
                 # "chunked" delimits the body (RFC 9112 6.3).
                 te_seen = True
-                last = _last_coding(p, vl)
+                last = _last_coding(f.value, f.vl)
                 if last >= 0:
                     chunked = last == 1
             elif code == H_CONNECTION:
-                tok_bits |= _connection(&toks, p, vl)
+                tok_bits |= _connection(&toks, f.value, f.vl)
         if te_seen:
             # Transfer-Encoding overrides Content-Length: chunked, or until close.
             if flags & _HAS_CONTENT_LENGTH:
@@ -835,23 +849,21 @@ def scan_response(headers):
                 if te_seen or clen_written:
                     continue
                 clen_written = True
-            _unpack(items[i], &name, &value)
-            nl = PyBytes_GET_SIZE(name)
+            f = &fields[i]
             if (
                 toks.count and (code == H_OTHER or code == H_EXPECT or code == H_FORWARDED
                                 or code == H_XRIP)
-                and _listed(&toks, <const unsigned char *>PyBytes_AS_STRING(name), nl)
+                and _listed(&toks, f.name, f.nl)
             ):
                 continue
             codes[i] = code | KEEP
-            total += nl + PyBytes_GET_SIZE(value) + 4
+            total += f.nl + f.vl + 4
 
         block = PyBytes_FromStringAndSize(NULL, total)
         w = start = PyBytes_AS_STRING(<PyObject *>block)
         for i in range(n):
             if codes[i] & KEEP:
-                _unpack(items[i], &name, &value)
-                w = _put_header(w, name, value)
+                w = _put_field(w, &fields[i])
         if w - start != total:
             raise SystemError("lbproxy._fast.headers: response block size mismatch")
     finally:
@@ -859,3 +871,103 @@ def scan_response(headers):
         if codes != local_codes:
             PyMem_Free(codes)
     return block, clen, flags
+
+
+def scan_response(headers):
+    """Check and strip a response's headers.
+
+    Returns ``(block, content_length, flags)``; see ``headers_py.scan_response``.
+    """
+    if not _sequence(headers):
+        return _pure_response(headers)
+
+    cdef PyObject *seq = <PyObject *>headers
+    cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(seq)
+    cdef PyObject **items = PySequence_Fast_ITEMS(seq)
+    cdef Field local_fields[LOCAL_CODES]
+    cdef Field *fields = local_fields
+    cdef PyObject *name
+    cdef PyObject *value
+    cdef Py_ssize_t i
+
+    if n > LOCAL_CODES:
+        fields = <Field *>PyMem_Malloc(n * sizeof(Field))
+        if fields is NULL:
+            raise MemoryError()
+    try:
+        for i in range(n):
+            if not _pair(items[i], &name, &value):
+                return _pure_response(headers)
+            fields[i].name = <const unsigned char *>PyBytes_AS_STRING(name)
+            fields[i].nl = PyBytes_GET_SIZE(name)
+            fields[i].value = <const unsigned char *>PyBytes_AS_STRING(value)
+            fields[i].vl = PyBytes_GET_SIZE(value)
+        return _response_block(fields, n)
+    finally:
+        if fields != local_fields:
+            PyMem_Free(fields)
+
+
+def scan_response_lines(data, start, stop):
+    """``scan_response`` of the field lines at ``data[start:stop]``, read in
+    place: a region that ``h1.parse_response_lines`` found valid (each line
+    ``name:value`` and CRLF). Returns what ``scan_response`` returns for
+    ``h1.field_list(data, start, stop)``."""
+    cdef Field local_fields[LOCAL_CODES]
+    cdef Field *fields = local_fields
+    cdef Field *grown
+    cdef Py_ssize_t cap = LOCAL_CODES, n = 0, s, e, i, colon, v0, v1
+    cdef const unsigned char *d
+    cdef const unsigned char *q
+    cdef const unsigned char *q2
+    if not (_bytes(data) and PyLong_CheckExact(<PyObject *>start)
+            and PyLong_CheckExact(<PyObject *>stop)):
+        return _pure_lines(data, start, stop)
+    try:
+        s = start
+        e = stop
+    except OverflowError:
+        return _pure_lines(data, start, stop)
+    if not 0 <= s <= e <= PyBytes_GET_SIZE(<PyObject *>data):
+        return _pure_lines(data, start, stop)
+    d = <const unsigned char *>PyBytes_AS_STRING(<PyObject *>data)
+    try:
+        i = s
+        while i < e:
+            # One line: ``name`` up to the first colon, the value trimmed of
+            # SP and HTAB, as h1 reads it. Anything else is outside the
+            # contract, and the twin answers for the whole call.
+            q = <const unsigned char *>memchr(d + i, 13, e - i)
+            if q == NULL or q + 1 >= d + e or q[1] != 10:
+                return _pure_lines(data, start, stop)
+            q2 = <const unsigned char *>memchr(d + i, 58, q - (d + i))
+            if q2 == NULL or q2 == d + i:
+                return _pure_lines(data, start, stop)
+            colon = q2 - d
+            v0 = colon + 1
+            v1 = q - d
+            while v0 < v1 and (d[v0] == 32 or d[v0] == 9):
+                v0 += 1
+            while v1 > v0 and (d[v1 - 1] == 32 or d[v1 - 1] == 9):
+                v1 -= 1
+            if n == cap:
+                cap *= 2
+                if fields == local_fields:
+                    grown = <Field *>PyMem_Malloc(cap * sizeof(Field))
+                    if grown is not NULL:
+                        memcpy(grown, fields, n * sizeof(Field))
+                else:
+                    grown = <Field *>PyMem_Realloc(fields, cap * sizeof(Field))
+                if grown is NULL:
+                    raise MemoryError()
+                fields = grown
+            fields[n].name = d + i
+            fields[n].nl = colon - i
+            fields[n].value = d + v0
+            fields[n].vl = v1 - v0
+            n += 1
+            i = (q - d) + 2
+        return _response_block(fields, n)
+    finally:
+        if fields != local_fields:
+            PyMem_Free(fields)

@@ -348,3 +348,13 @@ def scan_response(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, int, int]:
             clen_written = True
         out.append(name + b": " + value + b"\r\n")
     return b"".join(out), clen, flags
+
+
+def scan_response_lines(data: bytes, start: int, stop: int) -> tuple[bytes, int, int]:
+    """``scan_response`` of the field lines at ``data[start:stop]``, read in
+    place: a region that ``h1.parse_response_lines`` found valid (each line
+    ``name:value`` and CRLF). Returns what ``scan_response`` returns for
+    ``h1.field_list(data, start, stop)``, without that list in the compiled
+    twin."""
+    pairs = [line.partition(b":") for line in data[start:stop].split(b"\r\n")[:-1]]
+    return scan_response([(name, value.strip(b" \t")) for name, _, value in pairs])

@@ -1,4 +1,6 @@
 # Compile-time declarations for exchange.py (see upstream.pxd).
+cimport cython
+
 from lbproxy.http.client cimport ClientConnection
 from lbproxy.http.pool cimport BackendState, PoolRuntime
 from lbproxy.http.upstream cimport UpstreamConnection
@@ -8,8 +10,10 @@ from lbproxy.http.upstream cimport UpstreamConnection
 cdef int BODY_CHUNKED, BODY_FAILED, BODY_UNTIL_CLOSE, BODY_UPGRADE
 cdef int D_CONNECT, D_QUEUE, D_RESPONSE, D_SEND, HAS_BODY, NO_DEADLINE
 cdef int CHUNKED, CONN_CLOSE, CONN_KEEP_ALIVE, FRAMING_CONFLICT, UPGRADE, EXPECT_CONTINUE
-# Status lines already built, by (status, reason): read with a C dict lookup.
-cdef dict _STATUS_LINES
+cdef int T_REQUEST_ID
+# Status lines already built, by status code: read with a C list index.
+cdef list _STATUS_LINES
+cdef list _NO_FIELDS
 
 
 cdef class Exchange:
@@ -89,7 +93,9 @@ cdef class Exchange:
     cpdef void _send(self, object data)
     cpdef void upstream_activity(self)
     cpdef void on_interim(self, int status, bytes reason, list headers)
-    cpdef int on_response_head(self, int status, bytes reason, list headers, int minor) except? -99
+    @cython.locals(headers=list, cached=tuple, line=bytes)
+    cpdef int on_response_head(self, int status, bytes reason, bytes data, Py_ssize_t start,
+                               Py_ssize_t stop, int minor) except? -99
     cpdef void on_upgraded(self, bytes extra)
     cpdef void on_upstream_error(self, str reason)
     cpdef void on_response_body(self, object data)

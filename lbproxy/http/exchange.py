@@ -48,7 +48,8 @@ if TYPE_CHECKING:
     from lbproxy.http.pool import BackendState, PoolRuntime
 
 _headers = _load_fast("headers")
-scan_response = _headers.scan_response
+scan_response_lines = _headers.scan_response_lines
+field_list = _load_fast("h1").field_list
 FramingError = _headers.FramingError
 CHUNKED = _headers.CHUNKED
 CONN_CLOSE = _headers.CONN_CLOSE
@@ -78,7 +79,12 @@ _RESET = ("reset",)
 _INVALID = ("502",)
 _TIMED_OUT = ("timeout", "504")
 
-_STATUS_LINES: dict[tuple[int, bytes], bytes] = {}
+# Status lines already built, by status code: (reason, line) for the first
+# reason phrase seen with that code, which is the one a backend keeps sending.
+# A list indexed by the code (always 100-999) is read without hashing a key.
+_STATUS_LINES: list[tuple[bytes, bytes] | None] = [None] * 1000
+# The field list of a response nothing looks a header up in: never changed.
+_NO_FIELDS: list[tuple[bytes, bytes]] = []
 
 _ConnectTask = asyncio.Task[tuple[asyncio.Transport, asyncio.Protocol]]
 
@@ -90,12 +96,12 @@ def _protocol(backend: BackendState) -> asyncio.Protocol:
 
 
 def _status_line(status: int, reason: bytes) -> bytes:
-    key = (status, reason)
-    line = _STATUS_LINES.get(key)
-    if line is None:
-        line = b"HTTP/1.1 %d %s\r\n" % (status, reason)
-        if len(_STATUS_LINES) < 256:
-            _STATUS_LINES[key] = line
+    cached = _STATUS_LINES[status]
+    if cached is not None and cached[0] == reason:
+        return cached[1]
+    line = b"HTTP/1.1 %d %s\r\n" % (status, reason)
+    if cached is None:
+        _STATUS_LINES[status] = (reason, line)
     return line
 
 
@@ -565,12 +571,15 @@ class Exchange:
             self.client.write(_status_line(status, reason) + _header_lines(headers) + b"\r\n")
 
     def on_response_head(
-        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], minor: int
+        self, status: int, reason: bytes, data: bytes, start: int, stop: int, minor: int
     ) -> int:
-        """Relay the final response's head; return how its body is framed:
-        a length, or one of the upstream module's BODY_* values."""
+        """Relay the final response's head, whose field lines are
+        ``data[start:stop]``; return how its body is framed: a length, or one
+        of the upstream module's BODY_* values."""
         try:
-            block, clen, flags = scan_response(headers)
+            # Read in place: no (name, value) list unless something below
+            # must look a header up.
+            block, clen, flags = scan_response_lines(data, start, stop)
         except FramingError as err:
             self.on_upstream_error(f"invalid response from backend: {err}")
             return BODY_FAILED
@@ -608,6 +617,13 @@ class Exchange:
             self.upstream_reusable = False
         framing: int = clen
         client = self.client
+        lr = client.lr
+        # The (name, value) list only for what must look a header up.
+        headers = (
+            field_list(data, start, stop)
+            if status == 101 or lr.hsts or lr.tracing & T_REQUEST_ID
+            else _NO_FIELDS
+        )
         close = not self.keep_alive or not self.req_done or client.draining
         extra = b""
         if status == 101:
@@ -656,7 +672,6 @@ class Exchange:
             extra += b"Connection: close\r\n"
         elif not self.http11:
             extra += b"Connection: keep-alive\r\n"
-        lr = client.lr
         if lr.tracing & T_REQUEST_ID:
             extra += self._request_id_line(headers)
         if lr.hsts:
@@ -670,7 +685,11 @@ class Exchange:
         self.close_after = close
         self.resp_started = True
         self.deadline_kind = NO_DEADLINE if status == 101 else self.deadline_kind
-        line = _STATUS_LINES.get((status, reason)) or _status_line(status, reason)
+        cached = _STATUS_LINES[status]
+        if cached is not None and (cached[0] is reason or cached[0] == reason):
+            line = cached[1]
+        else:
+            line = _status_line(status, reason)
         client.write(b"".join((line, block, extra, b"\r\n")))
         return framing
 

@@ -28,7 +28,8 @@ cdef class UpstreamConnection:
     cdef public object transport
 
     cpdef void _invalid(self, str reason)
-    @cython.locals(pos=Py_ssize_t, n=Py_ssize_t, end=Py_ssize_t, framing=Py_ssize_t)
+    @cython.locals(pos=Py_ssize_t, n=Py_ssize_t, end=Py_ssize_t, framing=Py_ssize_t,
+                   fields_at=Py_ssize_t, status=int, minor=int, reason=bytes)
     cpdef void _parse(self, bytes data)
     @cython.locals(n=Py_ssize_t, left=Py_ssize_t, take=Py_ssize_t)
     cpdef Py_ssize_t _body(self, Exchange ex, bytes data, Py_ssize_t pos) except -1

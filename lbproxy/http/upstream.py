@@ -1,12 +1,13 @@
 """The upstream side: one keep-alive connection to a backend, and the idle pool.
 
 An ``UpstreamConnection`` serves one exchange at a time. It parses the
-backend's response (``h1.parse_response_head``, then the body as the exchange
-says it is framed) and hands each event to the exchange that owns it; while
-idle it owns nothing, and any byte the backend sends then, or after the end of
-a response, is a protocol violation that closes it. A backend closing an idle
-connection removes it from the pool at once (``connection_lost``), and the
-exchange retries on a fresh connection when the close races with a reuse.
+backend's response (``h1.parse_response_lines``, whose field lines the
+exchange reads in place, then the body as the exchange says it is framed) and
+hands each event to the exchange that owns it; while idle it owns nothing,
+and any byte the backend sends then, or after the end of a response, is a
+protocol violation that closes it. A backend closing an idle connection
+removes it from the pool at once (``connection_lost``), and the exchange
+retries on a fresh connection when the close races with a reuse.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from lbproxy.http.shared import (
 log = logging.getLogger("lbproxy")
 
 _h1 = _load_fast("h1")
-parse_response_head = _h1.parse_response_head
+parse_response_lines = _h1.parse_response_lines
+field_list = _h1.field_list
 ParseError = _h1.ParseError
 ChunkedDecoder = _h1.ChunkedDecoder
 
@@ -141,21 +143,21 @@ class UpstreamConnection:
             if not self.in_head:
                 pos = self._body(ex, data, pos)
                 continue
-            parsed = parse_response_head(data, pos)
+            parsed = parse_response_lines(data, pos)
             if parsed is None:
                 if n - pos > MAX_RESPONSE_HEAD:
                     raise ParseError("response head too large")
                 self.rbuf = data[pos:] if pos else data
                 return
-            end, status, reason, minor, fields = parsed
+            end, status, reason, minor, fields_at = parsed
             if end - pos > MAX_RESPONSE_HEAD:
                 raise ParseError("response head too large")
             pos = end
             if status < 200 and status != 101:
                 # 1xx interim response: the final response follows.
-                ex.on_interim(status, reason, fields)
+                ex.on_interim(status, reason, field_list(data, fields_at, end - 2))
                 continue
-            framing = ex.on_response_head(status, reason, fields, minor)
+            framing = ex.on_response_head(status, reason, data, fields_at, end - 2, minor)
             if framing == BODY_FAILED:
                 return
             if framing == BODY_UPGRADE:

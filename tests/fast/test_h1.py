@@ -5,6 +5,7 @@ bodies survive a round trip through each."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from itertools import pairwise
 from types import ModuleType
@@ -42,6 +43,20 @@ def req(h1: ModuleType, data: bytes, pos: int = 0) -> Any:
 
 
 def resp(h1: ModuleType, data: bytes, pos: int = 0) -> Any:
+    """``parse_response_head``, after checking that ``parse_response_lines``
+    and ``field_list`` come to the same: the same error, or the same head with
+    the field lines where ``field_list`` reads the same fields."""
+    head = _outcome(h1.parse_response_head, h1, data, pos)
+    lines = _outcome(h1.parse_response_lines, h1, data, pos)
+    if head[0] == "ok" and head[1] is not None:
+        end, status, reason, minor, fields = head[1]
+        assert lines[0] == "ok"
+        assert lines[1][:4] == (end, status, reason, minor)
+        at = lines[1][4]
+        assert at == data.index(b"\r\n", pos) + 2
+        assert h1.field_list(data, at, end - 2) == fields
+    else:
+        assert lines == head
     return h1.parse_response_head(data, pos)
 
 
@@ -69,8 +84,10 @@ def test_constants_and_error_class(h1: ModuleType) -> None:
     assert sorted(h1.__all__) == [
         "ChunkedDecoder",
         "ParseError",
+        "field_list",
         "parse_request_head",
         "parse_response_head",
+        "parse_response_lines",
     ]
 
 
@@ -507,9 +524,39 @@ def test_responses_do_not_skip_empty_lines(h1: ModuleType) -> None:
 def test_off_contract_arguments_agree(
     pair: tuple[ModuleType, ModuleType], data: Any, pos: Any
 ) -> None:
-    for name in ("parse_request_head", "parse_response_head"):
+    for name in ("parse_request_head", "parse_response_head", "parse_response_lines"):
         results = [_outcome(getattr(module, name), module, data, pos) for module in pair]
         assert results[0] == results[1]
+
+
+FIELDS = b"HTTP/1.1 200 OK\r\nA: b\r\nC:\td \r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "data, start, stop",
+    [
+        (FIELDS, 17, 31),
+        (bytearray(FIELDS), 17, 31),
+        (FIELDS, 17, 30),  # not at the blank line
+        (FIELDS, 17, 33),  # past it
+        (FIELDS, 18, 31),  # inside a line
+        (FIELDS, 0, 31),  # the status line
+        (FIELDS, 31, 17),
+        (FIELDS, -3, 31),
+        (FIELDS, 17, 2**70),
+        (FIELDS, True, 31),
+        (FIELDS, 17.0, 31),
+        (b"HTTP/1.1 200 OK\r\nA: \x01\r\n\r\n", 17, 24),  # a bad value
+        (None, 0, 0),
+    ],
+)
+def test_field_list_off_contract_agrees(
+    pair: tuple[ModuleType, ModuleType], data: Any, start: Any, stop: Any
+) -> None:
+    results = [_outcome(module.field_list, module, data, start, stop) for module in pair]
+    assert results[0] == results[1]
+    if data is FIELDS and type(start) is int and (start, stop) == (17, 31):
+        assert results[0] == ("ok", [(b"A", b"b"), (b"C", b"d")])
 
 
 # --- chunked bodies ------------------------------------------------------------------
@@ -827,9 +874,13 @@ def test_compiled_and_pure_agree_on_heads(
 ) -> None:
     data = prefix + data
     for pos in {0, len(prefix), min(len(data), len(prefix) + extra)}:
-        for name in ("parse_request_head", "parse_response_head"):
+        for name in ("parse_request_head", "parse_response_head", "parse_response_lines"):
             compiled, pure = (_outcome(getattr(m, name), m, data, pos) for m in pair)
             assert compiled == pure
+        for module in pair:
+            # resp() checks parse_response_lines and field_list against the head.
+            with contextlib.suppress(module.ParseError):
+                resp(module, data, pos)
 
 
 CHUNK_FRAGMENTS = [

@@ -893,8 +893,36 @@ def assert_same_request(compiled: ModuleType, headers: Any, *args: Any) -> None:
     assert got == want
 
 
+def as_lines(headers: Any, ows: bytes = b" ") -> tuple[bytes, int, int] | None:
+    """``headers`` written as a response head's field lines with ``ows``
+    around each value: ``(data, start, stop)`` for ``scan_response_lines``, or
+    None when a name or value cannot be written so that h1 reads it back."""
+    if not isinstance(headers, list) or not all(
+        isinstance(h, tuple)
+        and len(h) == 2
+        and type(h[0]) is bytes
+        and type(h[1]) is bytes
+        and h[0]
+        and not any(c in h[0] for c in b":\r\n \t")
+        and not any(c in h[1] for c in b"\r\n")
+        and h[1] == h[1].strip(b" \t")
+        for h in headers
+    ):
+        return None
+    start = len(b"HTTP/1.1 200 OK\r\n")
+    data = b"HTTP/1.1 200 OK\r\n" + b"".join(n + b":" + ows + v + ows + b"\r\n" for n, v in headers)
+    return data + b"\r\nbody", start, len(data)
+
+
 def assert_same_response(compiled: ModuleType, headers: Any) -> None:
-    assert _outcome(compiled.scan_response, headers) == _outcome(headers_py.scan_response, headers)
+    want = _outcome(headers_py.scan_response, headers)
+    assert _outcome(compiled.scan_response, headers) == want
+    # The same fields read in place from a head's lines, by either twin.
+    for ows in (b"", b" ", b" \t "):
+        region = as_lines(headers, ows)
+        if region is not None:
+            assert _outcome(compiled.scan_response_lines, *region) == want
+            assert _outcome(headers_py.scan_response_lines, *region) == want
 
 
 @settings(max_examples=1500, deadline=None)
@@ -954,6 +982,78 @@ def test_edge_cases_agree(compiled: ModuleType, headers: H, trusted: bool) -> No
     # compiled module must share until the twin changes.
     assert_same_request(compiled, headers, IP, trusted, b"http", VIA)
     assert_same_response(compiled, headers)
+
+
+# --- response field lines read in place --------------------------------------------
+
+HEAD = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"Server:nginx\r\n"
+    b"Connection: keep-alive, X-Drop\r\n"
+    b"X-Drop: 1\r\n"
+    b"Content-Length:  6 \t\r\n"
+    b"Keep-Alive: timeout=5\r\n"
+    b"Set-Cookie: a=b;  c \r\n"
+    b"\r\n"
+    b"hello\n"
+)
+HEAD_START = HEAD.index(b"\r\n") + 2
+HEAD_STOP = HEAD.index(b"\r\n\r\n") + 2
+
+
+def test_response_lines_are_read_in_place(hdr: ModuleType) -> None:
+    block, clen, flags = hdr.scan_response_lines(HEAD, HEAD_START, HEAD_STOP)
+    assert block == b"Server: nginx\r\nContent-Length: 6\r\nSet-Cookie: a=b;  c\r\n"
+    assert clen == 6
+    assert flags == hdr.HAS_CONTENT_LENGTH | hdr.CONN_KEEP_ALIVE
+    # Where the head sits in the read does not matter.
+    shifted = b"previous response" + HEAD
+    assert hdr.scan_response_lines(shifted, HEAD_START + 17, HEAD_STOP + 17) == (
+        block,
+        clen,
+        flags,
+    )
+    assert hdr.scan_response_lines(HEAD, HEAD_START, HEAD_START) == (b"", -1, 0)
+
+
+def test_response_lines_framing_errors(hdr: ModuleType) -> None:
+    data = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"
+    with pytest.raises(hdr.FramingError, match="conflicting Content-Length"):
+        hdr.scan_response_lines(data, 17, len(data) - 2)
+
+
+def test_response_lines_past_the_local_table(hdr: ModuleType) -> None:
+    # More lines than the compiled scanner holds without a heap allocation.
+    headers = [(b"X-%d" % i, b"v%d" % i) for i in range(150)] + [(b"Content-Length", b"3")]
+    region = as_lines(headers)
+    assert region is not None
+    assert hdr.scan_response_lines(*region) == hdr.scan_response(headers)
+    assert hdr.scan_response_lines(*region)[1] == 3
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (bytearray(HEAD), HEAD_START, HEAD_STOP),
+        (HEAD, HEAD_START, HEAD_STOP - 1),  # the last line cut before its LF
+        (HEAD, HEAD_START, HEAD_STOP - 2),  # ... before its CR
+        (HEAD, HEAD_START + 1, HEAD_STOP),  # a line cut inside its name
+        (HEAD, 0, HEAD_STOP),  # the status line: no colon
+        (HEAD, HEAD_STOP, HEAD_STOP + 4),  # the blank line and the body
+        (HEAD, -5, HEAD_STOP),
+        (HEAD, HEAD_START, 2**70),
+        (HEAD, HEAD_STOP, HEAD_START),
+        (HEAD, True, HEAD_STOP),
+        (HEAD, 1.0, HEAD_STOP),
+        (b"x: 1\rA: 2\r\n", 0, 11),  # a bare CR
+        (b": 1\r\n", 0, 5),  # an empty name
+        (b"A: 1\nB: 2\r\n", 0, 12),  # a bare LF
+        (None, 0, 0),
+    ],
+)
+def test_response_lines_off_contract_agree(compiled: ModuleType, args: tuple[Any, ...]) -> None:
+    got = _outcome(compiled.scan_response_lines, *args)
+    assert got == _outcome(headers_py.scan_response_lines, *args)
 
 
 def test_framing_errors_are_each_modules_own_class(compiled: ModuleType) -> None:

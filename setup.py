@@ -31,7 +31,7 @@ from setuptools.errors import CCompilerError, ExecError, PlatformError
 HERE = Path(__file__).resolve().parent
 FAST = Path("lbproxy", "_fast")
 HTTP = Path("lbproxy", "http")
-DATAPATH = ("client", "exchange", "upstream", "pool", "accesslog", "listener")  # lbproxy.http.DATAPATH_MODULES
+DATAPATH = ("client", "exchange", "upstream", "pool", "accesslog", "listener", "primitives")  # lbproxy.http.DATAPATH_MODULES
 BUILD_ERRORS = (CCompilerError, ExecError, PlatformError, ImportError)
 
 # boundscheck/wraparound are switched off in each .pyx's header instead, only

@@ -41,7 +41,7 @@ __all__ = ["DATAPATH_MODULES", "IMPLEMENTATION"]
 # extension types it cimports, which forms a cycle. Starting from client, each
 # module body runs only after the modules it imports names from (upstream,
 # then exchange) have finished.
-DATAPATH_MODULES = ("client", "exchange", "upstream", "pool", "accesslog", "listener")
+DATAPATH_MODULES = ("client", "exchange", "upstream", "pool", "accesslog", "listener", "primitives")
 
 _HERE = Path(__file__).resolve().parent
 _MTIME_SLACK = 2.0  # seconds

@@ -1,6 +1,7 @@
 # Compile-time declarations for client.py (see upstream.pxd).
 cimport cython
 
+from lbproxy.http.primitives cimport Bytes, Clock
 from lbproxy.http.exchange cimport Exchange
 from lbproxy.http.listener cimport ListenerRuntime
 from lbproxy.http.pool cimport PoolRuntime

@@ -19,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from time import monotonic
 from typing import TYPE_CHECKING, cast
 
 from lbproxy._fast import load as _load_fast
 from lbproxy.http.errors import error_response
 from lbproxy.http.exchange import Exchange
 from lbproxy.http.pool import PoolRuntime
+from lbproxy.http.primitives import Bytes, Clock
 from lbproxy.http.shared import (
     D_RESPONSE,
     D_SEND,
@@ -193,7 +193,7 @@ class ClientConnection:
         if lr.proxy_protocol:
             self.phase = P_PROXY
         # The first request (and a PROXY header) must arrive within the header timeout.
-        self.deadline = monotonic() + lr.header_timeout
+        self.deadline = Clock.now() + lr.header_timeout
         self.deadline_kind = T_HEADER
 
     def data_received(self, data: bytes) -> None:
@@ -201,7 +201,7 @@ class ClientConnection:
             return
         tunnel = self.tunnel
         if tunnel is not None:
-            self.deadline = monotonic() + self.lr.idle_timeout
+            self.deadline = Clock.now() + self.lr.idle_timeout
             tunnel.send_raw(data)
             return
         upgraded = self.upgraded
@@ -307,7 +307,7 @@ class ClientConnection:
         if chunks is None:
             take = min(self.body_left, len(data) - pos)
             self.body_left -= take
-            self.on_body(data[pos : pos + take] if pos or take != len(data) else data)
+            self.on_body(Bytes.cut(data, pos, pos + take) if pos or take != len(data) else data)
             pos += take
             if self.body_left == 0:
                 return self._end_of_body(data, pos)
@@ -370,7 +370,7 @@ class ClientConnection:
             if head.deadline_kind == D_RESPONSE:
                 # The backend is not late, the client is slow: give the client
                 # the idle timeout to take what is already buffered for it.
-                head.deadline = monotonic() + self.lr.idle_timeout
+                head.deadline = Clock.now() + self.lr.idle_timeout
                 head.deadline_kind = D_SEND
 
     def resume_writing(self) -> None:
@@ -418,7 +418,7 @@ class ClientConnection:
         self.phase = P_HEADERS
         self.url = b""
         if self.deadline_kind != T_HEADER:
-            self.deadline = monotonic() + self.lr.header_timeout
+            self.deadline = Clock.now() + self.lr.header_timeout
             self.deadline_kind = T_HEADER
 
     def on_head(
@@ -474,7 +474,7 @@ class ClientConnection:
         elif flags & CHUNKED:
             self.chunks = ChunkedDecoder(lr.max_header_bytes)
         if clen > 0 or flags & CHUNKED:
-            self.deadline = monotonic() + lr.body_timeout
+            self.deadline = Clock.now() + lr.body_timeout
             self.deadline_kind = T_BODY
         else:
             self.deadline_kind = T_NONE
@@ -488,7 +488,7 @@ class ClientConnection:
         if method == b"CONNECT":
             # Whatever its target looks like: never forwarded, never a tunnel.
             status, reason = 501, "CONNECT is not supported"
-        elif url[:1] != b"/":
+        elif not url.startswith(b"/"):
             if url == b"*" and method == b"OPTIONS":
                 pass
             else:
@@ -528,7 +528,7 @@ class ClientConnection:
             block = without_lines(block, (lr.subject_header.lower(),))
             if self.cert_subject:
                 block += lr.subject_header + b": " + self.cert_subject + b"\r\n"
-        ex = Exchange(
+        ex = Exchange.create(
             self, method, url, host, keep_alive, http11, block, flags, route, pool, status, reason
         )
         if location:
@@ -618,7 +618,7 @@ class ClientConnection:
             raise _Reject(413, "request body over the limit")
         cur.send_body(body)
         if self.deadline_kind == T_BODY:
-            self.deadline = monotonic() + self.lr.body_timeout
+            self.deadline = Clock.now() + self.lr.body_timeout
 
     def on_message_complete(self) -> None:
         cur = self.cur
@@ -708,11 +708,11 @@ class ClientConnection:
             if self.draining:
                 self._close()
             else:
-                self.deadline = monotonic() + lr.idle_timeout
+                self.deadline = Clock.now() + lr.idle_timeout
                 self.deadline_kind = T_IDLE
 
     def _arm_idle(self) -> None:
-        self.deadline = monotonic() + self.lr.idle_timeout
+        self.deadline = Clock.now() + self.lr.idle_timeout
         self.deadline_kind = T_IDLE
 
     def _on_upgrade_request(self, extra: bytes) -> None:
@@ -743,7 +743,7 @@ class ClientConnection:
         if self.queue and self.queue[0] is ex:
             del self.queue[0]
         self.lr.log_access(self, ex)
-        self.deadline = monotonic() + self.lr.idle_timeout
+        self.deadline = Clock.now() + self.lr.idle_timeout
         self.deadline_kind = T_TUNNEL
 
     def _linger_close(self) -> None:
@@ -766,7 +766,7 @@ class ClientConnection:
                 transport.resume_reading()
             except RuntimeError:
                 pass
-            self.deadline = monotonic() + LINGER_SECONDS
+            self.deadline = Clock.now() + LINGER_SECONDS
             self.deadline_kind = T_LINGER
         else:
             transport.close()

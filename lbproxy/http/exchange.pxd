@@ -1,6 +1,7 @@
 # Compile-time declarations for exchange.py (see upstream.pxd).
 cimport cython
 
+from lbproxy.http.primitives cimport Clock
 from lbproxy.http.client cimport ClientConnection
 from lbproxy.http.pool cimport BackendState, PoolRuntime
 from lbproxy.http.upstream cimport UpstreamConnection
@@ -82,6 +83,14 @@ cdef class Exchange:
     cdef public bint upstream_reusable
     cdef public bytes user_agent
 
+    cpdef void _init(self, ClientConnection client, bytes method, bytes target, bytes host,
+                     bint keep_alive, bint http11, bytes block, int flags, object route,
+                     PoolRuntime pool, int local_status, str reason)
+    @staticmethod
+    @cython.locals(ex=Exchange)
+    cdef Exchange create(ClientConnection client, bytes method, bytes target, bytes host,
+                         bint keep_alive, bint http11, bytes block, int flags, object route,
+                         PoolRuntime pool, int local_status, str reason)
     cpdef void begin(self)
     cpdef void _start(self)
     cpdef void _take(self, BackendState b)

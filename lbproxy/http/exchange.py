@@ -11,7 +11,8 @@ to the client transport. Backpressure is the transports' own: when the
 receiving side pauses writing, the sending side pauses reading.
 
 Nothing here reads the clock per byte: deadlines are plain floats that the
-proxy's ticker compares against ``time.monotonic()``.
+proxy's ticker compares against ``time.monotonic()``, the clock that
+``Clock.now()`` reads.
 
 An exchange ends exactly once, in ``_finish``: it hands the upstream
 connection back to the idle pool only when the response ended cleanly, the
@@ -21,11 +22,11 @@ request was fully sent and both ends agreed to keep the connection alive.
 from __future__ import annotations
 
 import asyncio
-from time import monotonic
 from typing import TYPE_CHECKING, cast
 
 from lbproxy._fast import load as _load_fast
 from lbproxy.http.errors import error_response
+from lbproxy.http.primitives import Clock
 from lbproxy.http.shared import (
     BODY_CHUNKED,
     BODY_FAILED,
@@ -202,6 +203,71 @@ class Exchange:
         local_status: int = 0,
         reason: str = "",
     ) -> None:
+        self._init(
+            client,
+            method,
+            target,
+            host,
+            keep_alive,
+            http11,
+            block,
+            flags,
+            route,
+            pool,
+            local_status,
+            reason,
+        )
+
+    @staticmethod
+    def create(
+        client: ClientConnection,
+        method: bytes,
+        target: bytes,
+        host: bytes,
+        keep_alive: bool,
+        http11: bool,
+        block: bytes,
+        flags: int,
+        route: Route | None,
+        pool: PoolRuntime | None,
+        local_status: int,
+        reason: str,
+    ) -> Exchange:
+        """A new exchange, as ``Exchange(...)`` makes it. The client's way:
+        compiled, a C call with C arguments, where the constructor parses a
+        Python call's twelve arguments."""
+        ex = Exchange.__new__(Exchange)
+        ex._init(
+            client,
+            method,
+            target,
+            host,
+            keep_alive,
+            http11,
+            block,
+            flags,
+            route,
+            pool,
+            local_status,
+            reason,
+        )
+        return ex
+
+    def _init(
+        self,
+        client: ClientConnection,
+        method: bytes,
+        target: bytes,
+        host: bytes,
+        keep_alive: bool,
+        http11: bool,
+        block: bytes,
+        flags: int,
+        route: Route | None,
+        pool: PoolRuntime | None,
+        local_status: int,
+        reason: str,
+    ) -> None:
         self.client = client
         self.method = method
         self.method_head = method == b"HEAD"
@@ -251,7 +317,7 @@ class Exchange:
         self.tunnel = False
         self.done = False
         self.retried = False
-        self.started_at = monotonic()
+        self.started_at = Clock.now()
         self.user_agent = b""  # filled only when an access log is written
         self.referer = b""
         # Filled by the client when tracing or an access log wants them.
@@ -294,7 +360,7 @@ class Exchange:
                 return
             pool.pending.append(self)
             self.queued = True
-            self.deadline = monotonic() + pool.queue_timeout
+            self.deadline = Clock.now() + pool.queue_timeout
             self.deadline_kind = D_QUEUE
             return
         self._start()
@@ -307,7 +373,7 @@ class Exchange:
         if pinned is not None and self.tried is None:
             sticky = pool.sticky
             assert sticky is not None
-            if pinned.usable or sticky.can_serve(pinned, monotonic()):
+            if pinned.usable or sticky.can_serve(pinned, Clock.now()):
                 b = pinned
             elif sticky.strict:
                 self.fail(503, f"sticky backend {pinned.label} unavailable (strict)")
@@ -328,7 +394,7 @@ class Exchange:
         pool = self.pool
         assert pool is not None
         if pool.observes:
-            self.picked_at = monotonic()
+            self.picked_at = Clock.now()
         self.backend = b
         self.attempts += 1
         b.active += 1
@@ -426,7 +492,7 @@ class Exchange:
         assert b is not None and pool is not None
         loop = self.client.loop
         self.connecting = True
-        self.deadline = monotonic() + pool.connect_timeout
+        self.deadline = Clock.now() + pool.connect_timeout
         self.deadline_kind = D_CONNECT
         tls = pool.upstream_ssl
         if tls is None:
@@ -463,14 +529,14 @@ class Exchange:
         pool = self.pool
         if b is not None and pool is not None:
             # The connect started connect_timeout before its deadline.
-            self.connect_s = monotonic() - (self.deadline - pool.connect_timeout)
+            self.connect_s = Clock.now() - (self.deadline - pool.connect_timeout)
             b.observe_connect(self.connect_s)
         self._attach(cast(UpstreamConnection, task.result()[1]))
 
     def _attach(self, conn: UpstreamConnection) -> None:
         conn.reset(self)
         if self.client.lr.logging:
-            self.sent_at = monotonic()  # only the access log reads it
+            self.sent_at = Clock.now()  # only the access log reads it
         self.upstream = conn
         backend = self.backend
         assert backend is not None
@@ -495,7 +561,7 @@ class Exchange:
         assert pool is not None
         # Until the response head, a try has retries.per_try_timeout at most.
         timeout = pool.response_timeout if self.resp_started else pool.try_timeout
-        self.deadline = monotonic() + timeout
+        self.deadline = Clock.now() + timeout
         self.deadline_kind = D_RESPONSE
 
     # -- request body from the client -------------------------------------------
@@ -587,13 +653,13 @@ class Exchange:
         # balancing, outlier detection and breakers.
         now = 0.0
         if self.client.lr.logging:
-            now = self.head_at = monotonic()
+            now = self.head_at = Clock.now()
         pool = self.pool
         b = self.backend
         if pool is not None and b is not None:
             if pool.observes or pool.reports:
                 if not now:
-                    now = monotonic()
+                    now = Clock.now()
                 if pool.observes:
                     pool.observe(b, now - self.picked_at)
                 if pool.reports:
@@ -826,9 +892,9 @@ class Exchange:
             pool = self.pool
             if pool is not None and not self.resp_started:
                 if pool.observes:
-                    pool.observe_failure(b, monotonic() - self.picked_at)
+                    pool.observe_failure(b, Clock.now() - self.picked_at)
                 if pool.reports:
-                    pool.report(b, False, monotonic())
+                    pool.report(b, False, Clock.now())
 
     def _release_upstream(self, clean: bool) -> None:
         conn = self.upstream
@@ -846,7 +912,7 @@ class Exchange:
             conn.served += 1
             b = self.backend
             assert b is not None
-            b.idle.put(conn, monotonic())
+            b.idle.put(conn, Clock.now())
         else:
             conn.close()
 
@@ -881,7 +947,7 @@ class Exchange:
         elif self.backend is not None and not self.resp_started:
             pool = self.pool
             assert pool is not None
-            pool.release(self.backend, monotonic())  # a breaker trial without an outcome
+            pool.release(self.backend, Clock.now())  # a breaker trial without an outcome
         self._end_accounting()
         if not self.reason:
             self.reason = "client closed the connection"

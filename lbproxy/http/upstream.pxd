@@ -4,6 +4,7 @@
 cimport cython
 
 from lbproxy.http.exchange cimport Exchange
+from lbproxy.http.primitives cimport Bytes
 
 # Constants from lbproxy.http.shared as C ints (see client.pxd).
 cdef int BODY_CHUNKED, BODY_FAILED, BODY_UNTIL_CLOSE, BODY_UPGRADE
@@ -43,7 +44,7 @@ cdef class UpstreamConnection:
 
 
 cdef class IdlePool:
-    cdef public object conns
+    cdef public list conns
     cdef public double idle_timeout
     cdef public Py_ssize_t max_idle
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
 from time import monotonic
 from typing import TYPE_CHECKING, cast
 
 from lbproxy._fast import load as _load_fast
+from lbproxy.http.primitives import Bytes
 from lbproxy.http.shared import (
     BODY_CHUNKED,
     BODY_FAILED,
@@ -186,11 +186,11 @@ class UpstreamConnection:
             return pos
         left = self.body_left
         if left == BODY_UNTIL_CLOSE:
-            ex.on_response_body(data[pos:] if pos else data)
+            ex.on_response_body(Bytes.cut(data, pos, n) if pos else data)
             return n
         take = min(left, n - pos)
         self.body_left = left - take
-        ex.on_response_body(data[pos : pos + take] if pos or take != n else data)
+        ex.on_response_body(Bytes.cut(data, pos, pos + take) if pos or take != n else data)
         pos += take
         if self.body_left == 0:
             self._complete(ex, pos < n)
@@ -282,7 +282,10 @@ class IdlePool:
     __slots__ = ("conns", "idle_timeout", "max_idle")
 
     def __init__(self, max_idle: int, idle_timeout: float) -> None:
-        self.conns: deque[UpstreamConnection] = deque()
+        # A list, oldest first: compiled code pops and appends it in C (a
+        # deque's methods are looked up by name), and only ``expire`` takes
+        # from the old end, a few at a time.
+        self.conns: list[UpstreamConnection] = []
         self.max_idle = max_idle
         self.idle_timeout = idle_timeout
 
@@ -311,10 +314,15 @@ class IdlePool:
         """Close connections idle too long, then the oldest beyond ``max_idle``."""
         conns = self.conns
         limit = now - self.idle_timeout
-        while conns and conns[0].idle_since <= limit:
-            conns.popleft().close()
-        while len(conns) > self.max_idle:
-            conns.popleft().close()
+        stale = 0
+        while stale < len(conns) and conns[stale].idle_since <= limit:
+            stale += 1
+        stale = max(stale, len(conns) - self.max_idle)
+        if stale > 0:
+            old = conns[:stale]
+            del conns[:stale]
+            for conn in old:
+                conn.close()
 
     def close_all(self) -> None:
         """Close every idle connection, and any handed back later (a pool

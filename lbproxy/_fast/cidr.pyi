@@ -20,6 +20,16 @@ class CidrTable:
 def forwarded_client(
     peer: bytes, headers: Sequence[tuple[bytes, bytes]], trusted: CidrTable | None
 ) -> bytes: ...
+def locate_lines(
+    peer: bytes,
+    trusted: bool,
+    data: bytes,
+    start: int,
+    stop: int,
+    trusted_table: CidrTable | None,
+    first: CidrTable | None,
+    second: CidrTable | None,
+) -> int: ...
 def locate(
     peer: bytes,
     trusted: bool,

@@ -21,11 +21,13 @@ counts it checks first, and the searches stay within 0..n-1.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.string cimport memchr
 from libc.stdint cimport int32_t, uint32_t, uint64_t
 
 from lbproxy._fast.addrtext cimport hex_digit, put_ipv6_groups, put_quad
 
 from lbproxy._fast.cidr_py import MAX_VALUE, check_ranges, ranges, split_networks
+from lbproxy._fast.cidr_py import locate_lines as _twin_locate_lines
 
 __all__ = ["MAX_VALUE", "CidrTable", "canonical", "forwarded_client", "locate"]
 
@@ -462,15 +464,13 @@ cdef class CidrTable:
 # --- X-Forwarded-For ---
 
 
-cdef bint _is_xff(bytes name) noexcept:
-    """``name`` is X-Forwarded-For, in any case."""
-    cdef const unsigned char *p
+cdef inline bint _is_xff_at(const unsigned char *p, Py_ssize_t n) noexcept:
+    """``p[:n]`` is X-Forwarded-For, in any case."""
     cdef const unsigned char *want = b"x-forwarded-for"
     cdef Py_ssize_t i
     cdef unsigned char c
-    if PyBytes_GET_SIZE(name) != 15:
+    if n != 15:
         return False
-    p = <const unsigned char *>PyBytes_AS_STRING(name)
     for i in range(15):
         c = p[i]
         if 65 <= c <= 90:
@@ -478,6 +478,47 @@ cdef bint _is_xff(bytes name) noexcept:
         if c != want[i]:
             return False
     return True
+
+
+cdef bint _is_xff(bytes name) noexcept:
+    """``name`` is X-Forwarded-For, in any case."""
+    return _is_xff_at(<const unsigned char *>PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name))
+
+
+cdef bint _walk_value(
+    const unsigned char *p, Py_ssize_t end, CidrTable trusted, Address *a, Py_ssize_t *n,
+    const unsigned char **found,
+) noexcept:
+    """One X-Forwarded-For value's hops (``p[:end]``), from the right, for
+    ``_walk``: True when the walk ends here, with its answer in ``found``
+    (unchanged when garbage ends it), False to go on to the field before."""
+    cdef Py_ssize_t start, s, e
+    cdef Address hop
+    cdef int32_t hit
+    while end >= 0:
+        start = end - 1
+        while start >= 0 and p[start] != 44:  # ','
+            start -= 1
+        s = start + 1
+        e = end
+        while s < e and (p[s] == 32 or p[s] == 9):
+            s += 1
+        while e > s and (p[e - 1] == 32 or p[e - 1] == 9):
+            e -= 1
+        end = start
+        if s == e:
+            continue  # an empty hop: skipped
+        if not _parse_chars(p + s, e - s, &hop):
+            return True  # garbage ends the walk at the last good hop
+        found[0] = p + s
+        n[0] = e - s
+        a[0] = hop
+        if trusted is None:
+            return True
+        hit = trusted._find4(hop.v4) if hop.version == 4 else trusted._find6(hop.hi, hop.lo)
+        if hit < 0:
+            return True
+    return False
 
 
 cdef const unsigned char *_walk(
@@ -488,42 +529,59 @@ cdef const unsigned char *_walk(
     in ``n``) with its parsed address in ``a``; NULL for none usable (the
     peer stands). See ``cidr_py.forwarded_client``. The fields' bytes are
     walked from the right, each hop parsed where it lies."""
-    cdef const unsigned char *p
     cdef const unsigned char *found = NULL
-    cdef Py_ssize_t f, start, end, s, e
-    cdef Address hop
+    cdef Py_ssize_t f
     cdef bytes value
-    cdef int32_t hit
     for f in range(len(headers) - 1, -1, -1):
         field = <tuple>headers[f]
         if not _is_xff(<bytes?>field[0]):
             continue
         value = <bytes?>field[1]
-        p = <const unsigned char *>PyBytes_AS_STRING(value)
-        end = PyBytes_GET_SIZE(value)
-        while end >= 0:
-            start = end - 1
-            while start >= 0 and p[start] != 44:  # ','
-                start -= 1
-            s = start + 1
-            e = end
-            while s < e and (p[s] == 32 or p[s] == 9):
-                s += 1
-            while e > s and (p[e - 1] == 32 or p[e - 1] == 9):
-                e -= 1
-            end = start
-            if s == e:
-                continue  # an empty hop: skipped
-            if not _parse_chars(p + s, e - s, &hop):
-                return found  # garbage ends the walk at the last good hop
-            found = p + s
-            n[0] = e - s
-            a[0] = hop
-            if trusted is None:
-                return found
-            hit = trusted._find4(hop.v4) if hop.version == 4 else trusted._find6(hop.hi, hop.lo)
-            if hit < 0:
-                return found
+        if _walk_value(
+            <const unsigned char *>PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value),
+            trusted, a, n, &found,
+        ):
+            return found
+    return found
+
+
+cdef enum:
+    MAX_XFF_LINES = 32  # read in place; a request with more goes to the twin
+
+
+cdef const unsigned char *_walk_lines(
+    const unsigned char *d, Py_ssize_t i, Py_ssize_t stop, CidrTable trusted, Address *a,
+    Py_ssize_t *n, bint *ok,
+) noexcept:
+    """``_walk`` over the field lines at ``d[i:stop]``, read in place;
+    ``ok`` false for lines outside the contract (valid ``name:value`` CRLF
+    lines) or too many X-Forwarded-For lines, which the twin then reads."""
+    cdef const unsigned char *found = NULL
+    cdef const unsigned char *q
+    cdef const unsigned char *colon
+    cdef Py_ssize_t at[MAX_XFF_LINES]
+    cdef Py_ssize_t size[MAX_XFF_LINES]
+    cdef Py_ssize_t count = 0, k
+    ok[0] = False
+    while i < stop:
+        q = <const unsigned char *>memchr(d + i, 13, stop - i)
+        if q == NULL or q + 1 >= d + stop or q[1] != 10:
+            return NULL
+        colon = <const unsigned char *>memchr(d + i, 58, q - (d + i))
+        if colon == NULL or colon == d + i:
+            return NULL
+        if _is_xff_at(d + i, colon - (d + i)):
+            if count == MAX_XFF_LINES:
+                return NULL
+            # The value untrimmed: each hop is trimmed of SP and HTAB anyway.
+            at[count] = colon + 1 - d
+            size[count] = q - (colon + 1)
+            count += 1
+        i = q + 2 - d
+    ok[0] = True
+    for k in range(count - 1, -1, -1):
+        if _walk_value(d + at[k], size[k], trusted, a, n, &found):
+            return found
     return found
 
 
@@ -544,6 +602,40 @@ cdef inline int32_t _find(CidrTable table, Address *a) noexcept:
     if a.version == 4:
         return table._find4(a.v4)
     return table._find6(a.hi, a.lo)
+
+
+def locate_lines(bytes peer, bint trusted, data, start, stop, CidrTable trusted_table,
+                 CidrTable first, CidrTable second):
+    """``locate`` with the request's fields as the lines at ``data[start:stop]``
+    (a region that ``h1.parse_request_lines`` found valid), read in place:
+    no (name, value) list is made. See ``cidr_py.locate_lines``."""
+    cdef Address a
+    cdef Py_ssize_t n = 0, s, e
+    cdef bint ok = True
+    cdef const unsigned char *found = NULL
+    cdef int32_t hit
+    if trusted:
+        if not (type(data) is bytes and type(start) is int and type(stop) is int):
+            return _twin_locate_lines(peer, trusted, data, start, stop, trusted_table, first, second)
+        try:
+            s = start
+            e = stop
+        except OverflowError:
+            s = e = -1
+        if not 0 <= s <= e <= PyBytes_GET_SIZE(data):
+            return _twin_locate_lines(peer, trusted, data, start, stop, trusted_table, first, second)
+        found = _walk_lines(
+            <const unsigned char *>PyBytes_AS_STRING(data), s, e, trusted_table, &a, &n, &ok
+        )
+        if not ok:
+            return _twin_locate_lines(peer, trusted, data, start, stop, trusted_table, first, second)
+    if found == NULL:
+        if not _parse(peer, &a):
+            return -1
+    hit = _find(first, &a)
+    if hit < 0:
+        hit = _find(second, &a)
+    return hit
 
 
 def locate(bytes peer, bint trusted, list headers, CidrTable trusted_table,

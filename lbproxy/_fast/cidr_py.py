@@ -55,6 +55,8 @@ import ipaddress
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 
+from lbproxy._fast.h1_py import field_list as _field_list
+
 __all__ = [
     "MAX_VALUE",
     "CidrTable",
@@ -307,3 +309,21 @@ def locate(
             if found >= 0:
                 return found
     return -1
+
+
+def locate_lines(
+    peer: bytes,
+    trusted: bool,
+    data: bytes,
+    start: int,
+    stop: int,
+    trusted_table: CidrTable | None,
+    first: CidrTable | None,
+    second: CidrTable | None,
+) -> int:
+    """``locate`` with the request's fields as the lines at ``data[start:stop]``
+    (a region that ``h1.parse_request_lines`` found valid). The compiled twin
+    reads the X-Forwarded-For lines in place, without a (name, value) list;
+    only a ``trusted`` peer's lines are read at all."""
+    headers = _field_list(data, start, stop) if trusted else []
+    return locate(peer, trusted, headers, trusted_table, first, second)

@@ -8,3 +8,13 @@ class GeoPick:
     def choose(
         self, ex: Any, headers: Any, peer: bytes, trusted: bool, trusted_table: Any
     ) -> Any: ...
+    def choose_lines(
+        self,
+        ex: Any,
+        data: bytes,
+        start: int,
+        stop: int,
+        peer: bytes,
+        trusted: bool,
+        trusted_table: Any,
+    ) -> Any: ...

@@ -5,6 +5,8 @@ says what it does). The same steps, run without a Python frame."""
 from lbproxy._fast import load as _load_fast
 
 _locate = _load_fast("cidr").locate
+_locate_lines = _load_fast("cidr").locate_lines
+_field_list = _load_fast("h1").field_list
 
 
 cdef class GeoPick:
@@ -27,8 +29,7 @@ cdef class GeoPick:
                         object trusted_table):
         cdef object geo = self.geo
         cdef tuple order
-        cdef object tables, pools
-        cdef Py_ssize_t i, n
+        cdef object tables
         if geo is None:
             order = self.by_code[-1]
         else:
@@ -41,6 +42,32 @@ cdef class GeoPick:
                     (<tuple>tables)[0], (<tuple>tables)[1],
                 )
             order = self.by_code[code]
+        return self._serve(ex, order)
+
+    cpdef object choose_lines(self, object ex, object data, object start, object stop,
+                              object peer, object trusted, object trusted_table):
+        """``choose`` with the request's fields as the lines at
+        ``data[start:stop]``, read in place (see the twin)."""
+        cdef object geo = self.geo
+        cdef tuple order
+        cdef object tables
+        if geo is None:
+            order = self.by_code[-1]
+        else:
+            tables = geo.tables
+            if tables is None or (trusted and self.by_header):
+                code = geo.code(peer, trusted, _field_list(data, start, stop), trusted_table)
+            else:
+                code = _locate_lines(
+                    peer, trusted, data, start, stop, trusted_table,
+                    (<tuple>tables)[0], (<tuple>tables)[1],
+                )
+            order = self.by_code[code]
+        return self._serve(ex, order)
+
+    cdef object _serve(self, object ex, tuple order):
+        cdef object pools
+        cdef Py_ssize_t i, n
         home, pool_name = <tuple>order[0]
         ex.region = home
         pools = self.chooser.pools

@@ -16,6 +16,8 @@ from lbproxy._fast import load as _load_fast
 __all__ = ["GeoPick"]
 
 _locate = _load_fast("cidr").locate
+_locate_lines = _load_fast("cidr").locate_lines
+_field_list = _load_fast("h1").field_list
 
 
 class GeoPick:
@@ -48,6 +50,39 @@ class GeoPick:
             else:  # GeoResolver.code's compiled case, without its frame
                 code = _locate(peer, trusted, headers, trusted_table, tables[0], tables[1])
             order = self.by_code[code]
+        return self._serve(ex, order)
+
+    def choose_lines(
+        self,
+        ex: Any,
+        data: bytes,
+        start: int,
+        stop: int,
+        peer: bytes,
+        trusted: bool,
+        trusted_table: Any,
+    ) -> Any:
+        """``choose`` with the request's fields as the lines at
+        ``data[start:stop]`` (a region ``h1.parse_request_lines`` found
+        valid): the compiled ``cidr.locate_lines`` reads the client's
+        X-Forwarded-For there, where no (name, value) list is made. A
+        resolver that trusts a header of its own gets the list."""
+        geo = self.geo
+        if geo is None:
+            order = self.by_code[-1]
+        else:
+            tables = geo.tables
+            if tables is None or (trusted and self.by_header):
+                code = geo.code(peer, trusted, _field_list(data, start, stop), trusted_table)
+            else:
+                code = _locate_lines(
+                    peer, trusted, data, start, stop, trusted_table, tables[0], tables[1]
+                )
+            order = self.by_code[code]
+        return self._serve(ex, order)
+
+    def _serve(self, ex: Any, order: Any) -> Any:
+        """The pool for ``order``'s region, or the first after it that serves."""
         home, pool_name = order[0]
         ex.region = home
         pools = self.chooser.pools

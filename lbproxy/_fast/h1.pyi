@@ -6,6 +6,7 @@ __all__ = [
     "ParseError",
     "field_list",
     "parse_request_head",
+    "parse_request_lines",
     "parse_response_head",
     "parse_response_lines",
 ]
@@ -27,6 +28,9 @@ def parse_request_head(
 def parse_response_head(
     data: bytes, pos: int
 ) -> tuple[int, int, bytes, int, list[tuple[bytes, bytes]]] | None: ...
+def parse_request_lines(
+    data: bytes, pos: int
+) -> tuple[int, bytes, bytes, int, int, int] | None: ...
 def parse_response_lines(data: bytes, pos: int) -> tuple[int, int, bytes, int, int] | None: ...
 def field_list(data: bytes, start: int, stop: int) -> list[tuple[bytes, bytes]]: ...
 

@@ -56,6 +56,7 @@ __all__ = [
     "ParseError",
     "field_list",
     "parse_request_head",
+    "parse_request_lines",
     "parse_response_head",
     "parse_response_lines",
 ]
@@ -262,15 +263,17 @@ cdef inline int _version_line_end(const unsigned char *p) noexcept nogil:
 
 
 cdef Py_ssize_t _fields_fast(
-    const unsigned char *d, Py_ssize_t i, Py_ssize_t n, list fields
+    const unsigned char *d, Py_ssize_t i, Py_ssize_t n, list fields, Py_ssize_t *count=NULL
 ) except -2:
     """Parses the field lines at ``d[i:n]`` and the blank line after them into
-    ``fields`` (only checks them when ``fields`` is None); the index past the
-    blank line, or -1 for anything unusual."""
-    cdef Py_ssize_t n0, n1, v0, v1
+    ``fields`` (only checks them when ``fields`` is None; ``count`` gets their
+    number); the index past the blank line, or -1 for anything unusual."""
+    cdef Py_ssize_t n0, n1, v0, v1, lines = 0
     while True:
         if d[i] == 13:
             if d[i + 1] == 10:
+                if count != NULL:
+                    count[0] = lines
                 return i + 2
             return -1
         n0 = i
@@ -294,6 +297,7 @@ cdef Py_ssize_t _fields_fast(
             v1 -= 1
         if fields is not None:
             fields.append((_name(d + n0, n1 - n0), _slice(d + v0, v1 - v0)))
+        lines += 1
         i += 2
 
 
@@ -311,10 +315,11 @@ cdef inline bytes _method(const unsigned char *p, Py_ssize_t n):
     return _slice(p, n)
 
 
-cdef object _request(object data, Py_ssize_t pos):
+cdef object _request(object data, Py_ssize_t pos, bint want_fields):
+    """``parse_request_head`` (``want_fields``) or ``parse_request_lines``."""
     cdef const unsigned char *d = <const unsigned char *>PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef Py_ssize_t i, m1, t0, t1, end
+    cdef Py_ssize_t i, m1, t0, t1, end, count = 0
     cdef int skipped = 0, minor
     cdef list fields
     if pos > n:
@@ -344,11 +349,13 @@ cdef object _request(object data, Py_ssize_t pos):
     minor = _version_line_end(d + i + 1)
     if minor < 0:
         return _diagnose(d, pos, n, True)
-    fields = []
-    end = _fields_fast(d, i + 11, n, fields)
+    fields = [] if want_fields else None
+    end = _fields_fast(d, i + 11, n, fields, &count)
     if end < 0:
         return _diagnose(d, pos, n, True)
-    return end, _method(d + pos, m1 - pos), _slice(d + t0, t1 - t0), minor, fields
+    if want_fields:
+        return end, _method(d + pos, m1 - pos), _slice(d + t0, t1 - t0), minor, fields
+    return end, _method(d + pos, m1 - pos), _slice(d + t0, t1 - t0), minor, i + 11, count
 
 
 cdef object _response(object data, Py_ssize_t pos, bint want_fields):
@@ -541,7 +548,9 @@ cdef object _pure_parse(bint request, object data, object pos, bint want_fields=
     twin = _pure()
     try:
         if request:
-            return twin.parse_request_head(data, pos)
+            if want_fields:
+                return twin.parse_request_head(data, pos)
+            return twin.parse_request_lines(data, pos)
         if want_fields:
             return twin.parse_response_head(data, pos)
         return twin.parse_response_lines(data, pos)
@@ -568,8 +577,23 @@ def parse_request_head(data, pos):
     if PyBytes_CheckExact(data) and PyLong_CheckExact(pos):
         start = _index(pos)
         if start >= 0:
-            return _request(data, start)
+            return _request(data, start, True)
     return _pure_parse(True, data, pos)
+
+
+def parse_request_lines(data, pos):
+    """``parse_request_head`` without the field list: returns ``(end,
+    method, target, minor, fields_at, count)``, where the ``count`` field
+    lines are ``data[fields_at:end - 2]``, or ``None`` if the head is not
+    complete yet. Raises ``ParseError``: it checks everything
+    ``parse_request_head`` does.
+    """
+    cdef Py_ssize_t start
+    if PyBytes_CheckExact(data) and PyLong_CheckExact(pos):
+        start = _index(pos)
+        if start >= 0:
+            return _request(data, start, False)
+    return _pure_parse(True, data, pos, False)
 
 
 def parse_response_head(data, pos):
@@ -603,7 +627,8 @@ def parse_response_lines(data, pos):
 
 def field_list(data, start, stop):
     """The ``(name, value)`` list of the field lines at ``data[start:stop]``:
-    a region that ``parse_response_lines`` found valid."""
+    a region that ``parse_request_lines`` or ``parse_response_lines`` found
+    valid."""
     cdef Py_ssize_t s, e
     cdef const unsigned char *d
     cdef list fields

@@ -38,6 +38,7 @@ __all__ = [
     "ParseError",
     "field_list",
     "parse_request_head",
+    "parse_request_lines",
     "parse_response_head",
     "parse_response_lines",
 ]
@@ -197,6 +198,31 @@ def parse_response_head(
     return end, int(code), reason, minor, _fields(lines[1:])
 
 
+def parse_request_lines(data: bytes, pos: int) -> tuple[int, bytes, bytes, int, int, int] | None:
+    """``parse_request_head`` without the field list, for a caller that reads
+    the field lines in place: returns ``(end, method, target, minor,
+    fields_at, count)``, where the ``count`` field lines are
+    ``data[fields_at:end - 2]``, or ``None`` if the head is not complete yet.
+    Raises ``ParseError``: it checks everything ``parse_request_head`` does.
+    """
+    start = pos
+    skipped = 0
+    while data.startswith(b"\r\n", start) and skipped <= MAX_LEADING_EMPTY_LINES:
+        start += 2
+        skipped += 1
+    m = _REQUEST_HEAD.match(data, start) if skipped <= MAX_LEADING_EMPTY_LINES else None
+    if m is not None:
+        method, target, digit, block = m.groups()
+        minor = 0 if digit == b"0" else 1
+        return m.end(), method, target, minor, m.start(4), block.count(b"\r\n")
+    parsed = parse_request_head(data, pos)  # None, or the error (the slow checks)
+    if parsed is None:
+        return None
+    end, method, target, minor, fields = parsed
+    # A valid head: after the empty lines, its request line is the first line.
+    return end, method, target, minor, data.index(b"\r\n", start) + 2, len(fields)
+
+
 def parse_response_lines(data: bytes, pos: int) -> tuple[int, int, bytes, int, int] | None:
     """``parse_response_head`` without the field list, for a caller that
     reads the field lines in place: returns ``(end, status, reason, minor,
@@ -218,7 +244,8 @@ def parse_response_lines(data: bytes, pos: int) -> tuple[int, int, bytes, int, i
 
 def field_list(data: bytes, start: int, stop: int) -> list[tuple[bytes, bytes]]:
     """The ``(name, value)`` list of the field lines at ``data[start:stop]``:
-    a region that ``parse_response_lines`` found valid."""
+    a region that ``parse_request_lines`` or ``parse_response_lines`` found
+    valid."""
     return _split_fields(data[start:stop])
 
 

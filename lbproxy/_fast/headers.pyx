@@ -322,30 +322,15 @@ cdef inline bint _pair(PyObject *item, PyObject **name, PyObject **value) noexce
     return PyBytes_CheckExact(name[0]) and PyBytes_CheckExact(value[0])
 
 
-cdef inline void _unpack(PyObject *item, PyObject **name, PyObject **value) noexcept:
-    """Unpacks an item that ``_pair`` has already accepted."""
-    name[0] = PyTuple_GET_ITEM(item, 0)
-    value[0] = PyTuple_GET_ITEM(item, 1)
-
-
 cdef inline char *_put(char *w, const char *src, Py_ssize_t n) noexcept nogil:
     memcpy(w, src, n)
     return w + n
 
 
-cdef inline char *_put_header(char *w, PyObject *name, PyObject *value) noexcept:
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(name)
-    memcpy(w, PyBytes_AS_STRING(name), n)
-    w += n
-    w[0] = c':'
-    w[1] = c' '
-    w += 2
-    n = PyBytes_GET_SIZE(value)
-    memcpy(w, PyBytes_AS_STRING(value), n)
-    w += n
-    w[0] = c'\r'
-    w[1] = c'\n'
-    return w + 2
+cdef inline char *_put_bytes(char *w, PyObject *b) noexcept:
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
+    memcpy(w, PyBytes_AS_STRING(b), n)
+    return w + n
 
 
 # -- Connection tokens -----------------------------------------------------------
@@ -519,6 +504,14 @@ cdef object _pure_response(headers):
         raise FramingError(*exc.args) from None
 
 
+cdef object _pure_request_lines(data, start, stop, client_ip, trusted, proto, via):
+    twin = _pure()
+    try:
+        return twin.scan_request_lines(data, start, stop, client_ip, trusted, proto, via)
+    except twin.FramingError as exc:
+        raise FramingError(*exc.args) from None
+
+
 cdef object _pure_lines(data, start, stop):
     twin = _pure()
     try:
@@ -536,229 +529,6 @@ cdef inline bint _sequence(object o) noexcept:
 
 
 # -- the scanners ------------------------------------------------------------------
-
-def scan_request(headers, client_ip, trusted, proto, via):
-    """Check and rewrite a request's headers.
-
-    Returns ``(block, host, content_length, flags, upgrade)``; see
-    ``headers_py.scan_request``.
-    """
-    if not (
-        _sequence(headers) and _bytes(client_ip) and _bytes(proto) and _bytes(via)
-        and (PyBool_Check(<PyObject *>trusted) or PyLong_CheckExact(<PyObject *>trusted))
-    ):
-        return _pure_request(headers, client_ip, trusted, proto, via)
-
-    cdef PyObject *seq = <PyObject *>headers
-    cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(seq)
-    cdef PyObject **items = PySequence_Fast_ITEMS(seq)
-    cdef unsigned char local_codes[LOCAL_CODES]
-    cdef unsigned char *codes = local_codes
-    cdef Tokens toks
-    cdef PyObject *name
-    cdef PyObject *value
-    cdef const unsigned char *p
-    cdef Py_ssize_t i, nl, vl
-    cdef unsigned char code
-    cdef int flags = 0, tok_bits = 0
-    cdef bint have_clen = False, host_seen = False
-    cdef long long clen = -1
-    cdef PyObject *host = NULL
-    cdef PyObject *upgrade = NULL
-    cdef PyObject *xfp = NULL
-    cdef PyObject *xfh = NULL
-    cdef PyObject *fwd
-    cdef Py_ssize_t xff_first = -1, xff_len = 0, via_first = -1, via_len = 0
-    cdef Py_ssize_t total = 0
-    cdef bint is_trusted
-    cdef object block
-    cdef char *w
-    cdef char *start
-
-    if n > LOCAL_CODES:
-        codes = <unsigned char *>PyMem_Malloc(n)
-        if codes is NULL:
-            raise MemoryError()
-    _tokens_init(&toks)
-    try:
-        for i in range(n):
-            if not _pair(items[i], &name, &value):
-                return _pure_request(headers, client_ip, trusted, proto, via)
-            nl = PyBytes_GET_SIZE(name)
-            code = _classify(<const unsigned char *>PyBytes_AS_STRING(name), nl)
-            codes[i] = code
-            if code == H_OTHER:
-                continue
-            p = <const unsigned char *>PyBytes_AS_STRING(value)
-            vl = PyBytes_GET_SIZE(value)
-            if code == H_HOST:
-                if host_seen:
-                    raise FramingError("more than one Host header")
-                host_seen = True
-                host = value
-            elif code == H_CL:
-                if have_clen:
-                    raise FramingError("more than one Content-Length")
-                if vl > MAX_FAST_DIGITS or not _digits(p, vl):
-                    raise FramingError("invalid Content-Length")
-                clen = _small_int(p, vl)
-                have_clen = True
-                flags |= _HAS_CONTENT_LENGTH
-            elif code == H_TE:
-                if flags & _CHUNKED or not _stripped_is(p, vl, b"chunked", 7):
-                    raise FramingError("unsupported Transfer-Encoding")
-                flags |= _CHUNKED
-            elif code == H_CONNECTION or code == H_PROXY_CONN:
-                tok_bits |= _connection(&toks, p, vl)
-            elif code == H_UPGRADE:
-                if upgrade is not NULL:
-                    raise FramingError("more than one Upgrade header")
-                upgrade = value
-            elif code == H_EXPECT:
-                if _stripped_is(p, vl, b"100-continue", 12):
-                    flags |= _EXPECT_CONTINUE
-            elif code == H_XFF:
-                # Joined with ", " from the first non-empty value on, as the
-                # twin's ``xff + b", " + value if xff else value`` does.
-                if xff_first >= 0:
-                    xff_len += 2 + vl
-                elif vl > 0:
-                    xff_first = i
-                    xff_len = vl
-            elif code == H_XFP:
-                xfp = value
-            elif code == H_XFH:
-                xfh = value
-            elif code == H_VIA:
-                if via_first >= 0:
-                    via_len += 2 + vl
-                elif vl > 0:
-                    via_first = i
-                    via_len = vl
-        if flags & _CHUNKED and flags & _HAS_CONTENT_LENGTH:
-            raise FramingError("both Content-Length and Transfer-Encoding")
-        if host is not NULL and not _host_ok(
-            <const unsigned char *>PyBytes_AS_STRING(host), PyBytes_GET_SIZE(host)
-        ):
-            raise FramingError("invalid Host header")
-        if tok_bits & TOK_CLOSE:
-            flags |= _CONN_CLOSE
-        if tok_bits & TOK_KEEP_ALIVE:
-            flags |= _CONN_KEEP_ALIVE
-        if upgrade is not NULL and PyBytes_GET_SIZE(upgrade) > 0 and tok_bits & TOK_UPGRADE:
-            flags |= _UPGRADE
-        else:
-            upgrade = NULL
-
-        # Which headers pass, and the exact size of the block.
-        is_trusted = trusted
-        for i in range(n):
-            code = codes[i]
-            if code > H_XRIP or (code >= H_FORWARDED and not is_trusted):
-                continue
-            _unpack(items[i], &name, &value)
-            if code == H_HOST and PyBytes_GET_SIZE(value) == 0:
-                continue  # an empty Host is no Host: the caller may send the backend's
-            nl = PyBytes_GET_SIZE(name)
-            if (
-                toks.count and code != H_HOST and code != H_CL
-                and _listed(&toks, <const unsigned char *>PyBytes_AS_STRING(name), nl)
-            ):
-                continue
-            codes[i] = code | KEEP
-            total += nl + PyBytes_GET_SIZE(value) + 4
-        total += L_XFF + PyBytes_GET_SIZE(<PyObject *>client_ip) + 2
-        if is_trusted and xff_first >= 0:
-            total += xff_len + 2
-        if not (is_trusted and xfp is not NULL and PyBytes_GET_SIZE(xfp) > 0):
-            xfp = <PyObject *>proto
-        total += L_XFP + PyBytes_GET_SIZE(xfp) + 2
-        if is_trusted and xfh is not NULL and PyBytes_GET_SIZE(xfh) > 0:
-            fwd = xfh
-        else:
-            fwd = host
-        if fwd is not NULL and PyBytes_GET_SIZE(fwd) == 0:
-            fwd = NULL
-        if fwd is not NULL:
-            total += L_XFH + PyBytes_GET_SIZE(fwd) + 2
-        total += L_VIA + PyBytes_GET_SIZE(<PyObject *>via) + 2
-        if via_first >= 0:
-            total += via_len + 2
-        if flags & _CHUNKED:
-            total += L_CHUNKED
-        if upgrade is not NULL:
-            total += L_UPGRADE + PyBytes_GET_SIZE(upgrade) + L_CONN_UPGRADE
-
-        block = PyBytes_FromStringAndSize(NULL, total)
-        w = start = PyBytes_AS_STRING(<PyObject *>block)
-        for i in range(n):
-            if codes[i] & KEEP:
-                _unpack(items[i], &name, &value)
-                w = _put_header(w, name, value)
-        w = _put(w, S_XFF, L_XFF)
-        if is_trusted and xff_first >= 0:
-            w = _join(w, items, codes, xff_first, n, H_XFF)
-            w = _put(w, b", ", 2)
-        w = _put_bytes(w, <PyObject *>client_ip)
-        w = _put(w, b"\r\n", 2)
-        w = _put(w, S_XFP, L_XFP)
-        w = _put_bytes(w, xfp)
-        w = _put(w, b"\r\n", 2)
-        if fwd is not NULL:
-            w = _put(w, S_XFH, L_XFH)
-            w = _put_bytes(w, fwd)
-            w = _put(w, b"\r\n", 2)
-        w = _put(w, S_VIA, L_VIA)
-        if via_first >= 0:
-            w = _join(w, items, codes, via_first, n, H_VIA)
-            w = _put(w, b", ", 2)
-        w = _put_bytes(w, <PyObject *>via)
-        w = _put(w, b"\r\n", 2)
-        if flags & _CHUNKED:
-            w = _put(w, S_CHUNKED, L_CHUNKED)
-        if upgrade is not NULL:
-            w = _put(w, S_UPGRADE, L_UPGRADE)
-            w = _put_bytes(w, upgrade)
-            w = _put(w, S_CONN_UPGRADE, L_CONN_UPGRADE)
-        if w - start != total:
-            raise SystemError("lbproxy._fast.headers: request block size mismatch")
-    finally:
-        _tokens_free(&toks)
-        if codes != local_codes:
-            PyMem_Free(codes)
-    return (
-        block,
-        <object>host if host is not NULL else b"",
-        clen,
-        flags,
-        <object>upgrade if upgrade is not NULL else b"",
-    )
-
-
-cdef inline char *_put_bytes(char *w, PyObject *b) noexcept:
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
-    memcpy(w, PyBytes_AS_STRING(b), n)
-    return w + n
-
-
-cdef char *_join(
-    char *w, PyObject **items, const unsigned char *codes, Py_ssize_t first, Py_ssize_t n,
-    unsigned char code,
-) noexcept:
-    """Writes the values of the headers with ``code`` from ``first`` on, joined by ", "."""
-    cdef Py_ssize_t i
-    cdef PyObject *name
-    cdef PyObject *value
-    for i in range(first, n):
-        if (codes[i] & CODE_MASK) == code:
-            _unpack(items[i], &name, &value)
-            if i != first:
-                w[0] = c','
-                w[1] = c' '
-                w += 2
-            w = _put_bytes(w, value)
-    return w
-
 
 cdef struct Field:
     const unsigned char *name
@@ -778,6 +548,362 @@ cdef inline char *_put_field(char *w, Field *f) noexcept nogil:
     w[0] = c'\r'
     w[1] = c'\n'
     return w + 2
+
+
+# -- fields: spans into (name, value) tuples or into a head's lines ---------------
+
+cdef struct FieldList:
+    Field *fields        # ``local`` until it overflows, then the heap
+    Py_ssize_t cap
+    Field local[LOCAL_CODES]
+
+
+cdef inline void _fields_init(FieldList *fl) noexcept nogil:
+    fl.fields = fl.local
+    fl.cap = LOCAL_CODES
+
+
+cdef inline void _fields_free(FieldList *fl) noexcept:
+    if fl.fields != fl.local:
+        PyMem_Free(fl.fields)
+
+
+cdef int _fields_grow(FieldList *fl, Py_ssize_t n) except -1:
+    """Room for ``n`` fields."""
+    cdef Field *grown
+    cdef Py_ssize_t cap = fl.cap
+    if n <= cap:
+        return 0
+    while cap < n:
+        cap *= 2
+    if fl.fields == fl.local:
+        grown = <Field *>PyMem_Malloc(cap * sizeof(Field))
+        if grown is not NULL:
+            memcpy(grown, fl.fields, fl.cap * sizeof(Field))
+    else:
+        grown = <Field *>PyMem_Realloc(fl.fields, cap * sizeof(Field))
+    if grown is NULL:
+        raise MemoryError()
+    fl.fields = grown
+    fl.cap = cap
+    return 0
+
+
+cdef bint _fields_of_pairs(FieldList *fl, PyObject *seq, Py_ssize_t n) except -1:
+    """The fields of a list or tuple of (bytes, bytes); False for anything else."""
+    cdef PyObject **items = PySequence_Fast_ITEMS(seq)
+    cdef PyObject *name
+    cdef PyObject *value
+    cdef Py_ssize_t i
+    _fields_grow(fl, n)
+    for i in range(n):
+        if not _pair(items[i], &name, &value):
+            return False
+        fl.fields[i].name = <const unsigned char *>PyBytes_AS_STRING(name)
+        fl.fields[i].nl = PyBytes_GET_SIZE(name)
+        fl.fields[i].value = <const unsigned char *>PyBytes_AS_STRING(value)
+        fl.fields[i].vl = PyBytes_GET_SIZE(value)
+    return True
+
+
+cdef Py_ssize_t _fields_of_lines(FieldList *fl, object data, object start, object stop) except -2:
+    """The fields of the lines at ``data[start:stop]``: ``name`` up to the
+    first colon, the value trimmed of SP and HTAB, as h1 reads them; their
+    number, or -1 for anything outside the contract (which the twin then
+    answers for the whole call)."""
+    cdef Py_ssize_t s, e, i, colon, v0, v1, n = 0
+    cdef const unsigned char *d
+    cdef const unsigned char *q
+    cdef const unsigned char *q2
+    if not (_bytes(data) and PyLong_CheckExact(<PyObject *>start)
+            and PyLong_CheckExact(<PyObject *>stop)):
+        return -1
+    try:
+        s = start
+        e = stop
+    except OverflowError:
+        return -1
+    if not 0 <= s <= e <= PyBytes_GET_SIZE(<PyObject *>data):
+        return -1
+    d = <const unsigned char *>PyBytes_AS_STRING(<PyObject *>data)
+    i = s
+    while i < e:
+        q = <const unsigned char *>memchr(d + i, 13, e - i)
+        if q == NULL or q + 1 >= d + e or q[1] != 10:
+            return -1
+        q2 = <const unsigned char *>memchr(d + i, 58, q - (d + i))
+        if q2 == NULL or q2 == d + i:
+            return -1
+        colon = q2 - d
+        v0 = colon + 1
+        v1 = q - d
+        while v0 < v1 and (d[v0] == 32 or d[v0] == 9):
+            v0 += 1
+        while v1 > v0 and (d[v1 - 1] == 32 or d[v1 - 1] == 9):
+            v1 -= 1
+        if n == fl.cap:
+            _fields_grow(fl, n + 1)
+        fl.fields[n].name = d + i
+        fl.fields[n].nl = colon - i
+        fl.fields[n].value = d + v0
+        fl.fields[n].vl = v1 - v0
+        n += 1
+        i = (q - d) + 2
+    return n
+
+
+cdef inline char *_put_span(char *w, const unsigned char *p, Py_ssize_t n) noexcept nogil:
+    memcpy(w, p, n)
+    return w + n
+
+
+cdef char *_join_fields(
+    char *w, Field *fields, const unsigned char *codes, Py_ssize_t first, Py_ssize_t n,
+    unsigned char code,
+) noexcept nogil:
+    """Writes the values of the fields with ``code`` from ``first`` on, joined by ", "."""
+    cdef Py_ssize_t i
+    for i in range(first, n):
+        if (codes[i] & CODE_MASK) == code:
+            if i != first:
+                w[0] = c','
+                w[1] = c' '
+                w += 2
+            w = _put_span(w, fields[i].value, fields[i].vl)
+    return w
+
+
+cdef object _request_block(
+    Field *fields, Py_ssize_t n, bytes client_ip, bint is_trusted, bytes proto, bytes via
+):
+    """The work of ``scan_request`` over ``n`` fields, however they were
+    found: ``(block, host, content_length, flags, upgrade)``."""
+    cdef unsigned char local_codes[LOCAL_CODES]
+    cdef unsigned char *codes = local_codes
+    cdef Tokens toks
+    cdef Field *f
+    cdef const unsigned char *p
+    cdef Py_ssize_t i, vl
+    cdef unsigned char code
+    cdef int flags = 0, tok_bits = 0
+    cdef bint have_clen = False
+    cdef long long clen = -1
+    cdef Field *host = NULL
+    cdef Field *upgrade = NULL
+    cdef Field *xfh = NULL
+    cdef const unsigned char *xfp_p = NULL
+    cdef Py_ssize_t xfp_l = 0
+    cdef const unsigned char *fwd_p = NULL
+    cdef Py_ssize_t fwd_l = 0
+    cdef Field *xfp = NULL
+    cdef Py_ssize_t xff_first = -1, xff_len = 0, via_first = -1, via_len = 0
+    cdef Py_ssize_t total = 0
+    cdef object block
+    cdef char *w
+    cdef char *start
+
+    if n > LOCAL_CODES:
+        codes = <unsigned char *>PyMem_Malloc(n)
+        if codes is NULL:
+            raise MemoryError()
+    _tokens_init(&toks)
+    try:
+        for i in range(n):
+            f = &fields[i]
+            code = _classify(f.name, f.nl)
+            codes[i] = code
+            if code == H_OTHER:
+                continue
+            p = f.value
+            vl = f.vl
+            if code == H_HOST:
+                if host is not NULL:
+                    raise FramingError("more than one Host header")
+                host = f
+            elif code == H_CL:
+                if have_clen:
+                    raise FramingError("more than one Content-Length")
+                if vl > MAX_FAST_DIGITS or not _digits(p, vl):
+                    raise FramingError("invalid Content-Length")
+                clen = _small_int(p, vl)
+                have_clen = True
+                flags |= _HAS_CONTENT_LENGTH
+            elif code == H_TE:
+                if flags & _CHUNKED or not _stripped_is(p, vl, b"chunked", 7):
+                    raise FramingError("unsupported Transfer-Encoding")
+                flags |= _CHUNKED
+            elif code == H_CONNECTION or code == H_PROXY_CONN:
+                tok_bits |= _connection(&toks, p, vl)
+            elif code == H_UPGRADE:
+                if upgrade is not NULL:
+                    raise FramingError("more than one Upgrade header")
+                upgrade = f
+            elif code == H_EXPECT:
+                if _stripped_is(p, vl, b"100-continue", 12):
+                    flags |= _EXPECT_CONTINUE
+            elif code == H_XFF:
+                # Joined with ", " from the first non-empty value on, as the
+                # twin's ``xff + b", " + value if xff else value`` does.
+                if xff_first >= 0:
+                    xff_len += 2 + vl
+                elif vl > 0:
+                    xff_first = i
+                    xff_len = vl
+            elif code == H_XFP:
+                xfp = f
+            elif code == H_XFH:
+                xfh = f
+            elif code == H_VIA:
+                if via_first >= 0:
+                    via_len += 2 + vl
+                elif vl > 0:
+                    via_first = i
+                    via_len = vl
+        if flags & _CHUNKED and flags & _HAS_CONTENT_LENGTH:
+            raise FramingError("both Content-Length and Transfer-Encoding")
+        if host is not NULL and not _host_ok(host.value, host.vl):
+            raise FramingError("invalid Host header")
+        if tok_bits & TOK_CLOSE:
+            flags |= _CONN_CLOSE
+        if tok_bits & TOK_KEEP_ALIVE:
+            flags |= _CONN_KEEP_ALIVE
+        if upgrade is not NULL and upgrade.vl > 0 and tok_bits & TOK_UPGRADE:
+            flags |= _UPGRADE
+        else:
+            upgrade = NULL
+
+        # Which headers pass, and the exact size of the block.
+        for i in range(n):
+            code = codes[i]
+            if code > H_XRIP or (code >= H_FORWARDED and not is_trusted):
+                continue
+            f = &fields[i]
+            if code == H_HOST and f.vl == 0:
+                continue  # an empty Host is no Host: the caller may send the backend's
+            if (
+                toks.count and code != H_HOST and code != H_CL
+                and _listed(&toks, f.name, f.nl)
+            ):
+                continue
+            codes[i] = code | KEEP
+            total += f.nl + f.vl + 4
+        total += L_XFF + PyBytes_GET_SIZE(<PyObject *>client_ip) + 2
+        if is_trusted and xff_first >= 0:
+            total += xff_len + 2
+        if is_trusted and xfp is not NULL and xfp.vl > 0:
+            xfp_p = xfp.value
+            xfp_l = xfp.vl
+        else:
+            xfp_p = <const unsigned char *>PyBytes_AS_STRING(<PyObject *>proto)
+            xfp_l = PyBytes_GET_SIZE(<PyObject *>proto)
+        total += L_XFP + xfp_l + 2
+        if is_trusted and xfh is not NULL and xfh.vl > 0:
+            fwd_p = xfh.value
+            fwd_l = xfh.vl
+        elif host is not NULL and host.vl > 0:
+            fwd_p = host.value
+            fwd_l = host.vl
+        if fwd_p is not NULL:
+            total += L_XFH + fwd_l + 2
+        total += L_VIA + PyBytes_GET_SIZE(<PyObject *>via) + 2
+        if via_first >= 0:
+            total += via_len + 2
+        if flags & _CHUNKED:
+            total += L_CHUNKED
+        if upgrade is not NULL:
+            total += L_UPGRADE + upgrade.vl + L_CONN_UPGRADE
+
+        block = PyBytes_FromStringAndSize(NULL, total)
+        w = start = PyBytes_AS_STRING(<PyObject *>block)
+        for i in range(n):
+            if codes[i] & KEEP:
+                w = _put_field(w, &fields[i])
+        w = _put(w, S_XFF, L_XFF)
+        if is_trusted and xff_first >= 0:
+            w = _join_fields(w, fields, codes, xff_first, n, H_XFF)
+            w = _put(w, b", ", 2)
+        w = _put_bytes(w, <PyObject *>client_ip)
+        w = _put(w, b"\r\n", 2)
+        w = _put(w, S_XFP, L_XFP)
+        w = _put_span(w, xfp_p, xfp_l)
+        w = _put(w, b"\r\n", 2)
+        if fwd_p is not NULL:
+            w = _put(w, S_XFH, L_XFH)
+            w = _put_span(w, fwd_p, fwd_l)
+            w = _put(w, b"\r\n", 2)
+        w = _put(w, S_VIA, L_VIA)
+        if via_first >= 0:
+            w = _join_fields(w, fields, codes, via_first, n, H_VIA)
+            w = _put(w, b", ", 2)
+        w = _put_bytes(w, <PyObject *>via)
+        w = _put(w, b"\r\n", 2)
+        if flags & _CHUNKED:
+            w = _put(w, S_CHUNKED, L_CHUNKED)
+        if upgrade is not NULL:
+            w = _put(w, S_UPGRADE, L_UPGRADE)
+            w = _put_span(w, upgrade.value, upgrade.vl)
+            w = _put(w, S_CONN_UPGRADE, L_CONN_UPGRADE)
+        if w - start != total:
+            raise SystemError("lbproxy._fast.headers: request block size mismatch")
+    finally:
+        _tokens_free(&toks)
+        if codes != local_codes:
+            PyMem_Free(codes)
+    return (
+        block,
+        PyBytes_FromStringAndSize(<const char *>host.value, host.vl) if host is not NULL else b"",
+        clen,
+        flags,
+        (
+            PyBytes_FromStringAndSize(<const char *>upgrade.value, upgrade.vl)
+            if upgrade is not NULL else b""
+        ),
+    )
+
+
+cdef inline bint _request_args(client_ip, trusted, proto, via) noexcept:
+    return (
+        _bytes(client_ip) and _bytes(proto) and _bytes(via)
+        and (PyBool_Check(<PyObject *>trusted) or PyLong_CheckExact(<PyObject *>trusted))
+    )
+
+
+def scan_request(headers, client_ip, trusted, proto, via):
+    """Check and rewrite a request's headers.
+
+    Returns ``(block, host, content_length, flags, upgrade)``; see
+    ``headers_py.scan_request``.
+    """
+    if not (_sequence(headers) and _request_args(client_ip, trusted, proto, via)):
+        return _pure_request(headers, client_ip, trusted, proto, via)
+    cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(<PyObject *>headers)
+    cdef FieldList fl
+    _fields_init(&fl)
+    try:
+        if not _fields_of_pairs(&fl, <PyObject *>headers, n):
+            return _pure_request(headers, client_ip, trusted, proto, via)
+        return _request_block(fl.fields, n, client_ip, trusted, proto, via)
+    finally:
+        _fields_free(&fl)
+
+
+def scan_request_lines(data, start, stop, client_ip, trusted, proto, via):
+    """``scan_request`` of the field lines at ``data[start:stop]``, read in
+    place: a region that ``h1.parse_request_lines`` found valid (each line
+    ``name:value`` and CRLF). Returns what ``scan_request`` returns for
+    ``h1.field_list(data, start, stop)``."""
+    cdef FieldList fl
+    cdef Py_ssize_t n
+    if not _request_args(client_ip, trusted, proto, via):
+        return _pure_request_lines(data, start, stop, client_ip, trusted, proto, via)
+    _fields_init(&fl)
+    try:
+        n = _fields_of_lines(&fl, data, start, stop)
+        if n < 0:
+            return _pure_request_lines(data, start, stop, client_ip, trusted, proto, via)
+        return _request_block(fl.fields, n, client_ip, trusted, proto, via)
+    finally:
+        _fields_free(&fl)
 
 
 cdef object _response_block(Field *fields, Py_ssize_t n):
@@ -880,32 +1006,15 @@ def scan_response(headers):
     """
     if not _sequence(headers):
         return _pure_response(headers)
-
-    cdef PyObject *seq = <PyObject *>headers
-    cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(seq)
-    cdef PyObject **items = PySequence_Fast_ITEMS(seq)
-    cdef Field local_fields[LOCAL_CODES]
-    cdef Field *fields = local_fields
-    cdef PyObject *name
-    cdef PyObject *value
-    cdef Py_ssize_t i
-
-    if n > LOCAL_CODES:
-        fields = <Field *>PyMem_Malloc(n * sizeof(Field))
-        if fields is NULL:
-            raise MemoryError()
+    cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(<PyObject *>headers)
+    cdef FieldList fl
+    _fields_init(&fl)
     try:
-        for i in range(n):
-            if not _pair(items[i], &name, &value):
-                return _pure_response(headers)
-            fields[i].name = <const unsigned char *>PyBytes_AS_STRING(name)
-            fields[i].nl = PyBytes_GET_SIZE(name)
-            fields[i].value = <const unsigned char *>PyBytes_AS_STRING(value)
-            fields[i].vl = PyBytes_GET_SIZE(value)
-        return _response_block(fields, n)
+        if not _fields_of_pairs(&fl, <PyObject *>headers, n):
+            return _pure_response(headers)
+        return _response_block(fl.fields, n)
     finally:
-        if fields != local_fields:
-            PyMem_Free(fields)
+        _fields_free(&fl)
 
 
 def scan_response_lines(data, start, stop):
@@ -913,61 +1022,13 @@ def scan_response_lines(data, start, stop):
     place: a region that ``h1.parse_response_lines`` found valid (each line
     ``name:value`` and CRLF). Returns what ``scan_response`` returns for
     ``h1.field_list(data, start, stop)``."""
-    cdef Field local_fields[LOCAL_CODES]
-    cdef Field *fields = local_fields
-    cdef Field *grown
-    cdef Py_ssize_t cap = LOCAL_CODES, n = 0, s, e, i, colon, v0, v1
-    cdef const unsigned char *d
-    cdef const unsigned char *q
-    cdef const unsigned char *q2
-    if not (_bytes(data) and PyLong_CheckExact(<PyObject *>start)
-            and PyLong_CheckExact(<PyObject *>stop)):
-        return _pure_lines(data, start, stop)
+    cdef FieldList fl
+    cdef Py_ssize_t n
+    _fields_init(&fl)
     try:
-        s = start
-        e = stop
-    except OverflowError:
-        return _pure_lines(data, start, stop)
-    if not 0 <= s <= e <= PyBytes_GET_SIZE(<PyObject *>data):
-        return _pure_lines(data, start, stop)
-    d = <const unsigned char *>PyBytes_AS_STRING(<PyObject *>data)
-    try:
-        i = s
-        while i < e:
-            # One line: ``name`` up to the first colon, the value trimmed of
-            # SP and HTAB, as h1 reads it. Anything else is outside the
-            # contract, and the twin answers for the whole call.
-            q = <const unsigned char *>memchr(d + i, 13, e - i)
-            if q == NULL or q + 1 >= d + e or q[1] != 10:
-                return _pure_lines(data, start, stop)
-            q2 = <const unsigned char *>memchr(d + i, 58, q - (d + i))
-            if q2 == NULL or q2 == d + i:
-                return _pure_lines(data, start, stop)
-            colon = q2 - d
-            v0 = colon + 1
-            v1 = q - d
-            while v0 < v1 and (d[v0] == 32 or d[v0] == 9):
-                v0 += 1
-            while v1 > v0 and (d[v1 - 1] == 32 or d[v1 - 1] == 9):
-                v1 -= 1
-            if n == cap:
-                cap *= 2
-                if fields == local_fields:
-                    grown = <Field *>PyMem_Malloc(cap * sizeof(Field))
-                    if grown is not NULL:
-                        memcpy(grown, fields, n * sizeof(Field))
-                else:
-                    grown = <Field *>PyMem_Realloc(fields, cap * sizeof(Field))
-                if grown is NULL:
-                    raise MemoryError()
-                fields = grown
-            fields[n].name = d + i
-            fields[n].nl = colon - i
-            fields[n].value = d + v0
-            fields[n].vl = v1 - v0
-            n += 1
-            i = (q - d) + 2
-        return _response_block(fields, n)
+        n = _fields_of_lines(&fl, data, start, stop)
+        if n < 0:
+            return _pure_lines(data, start, stop)
+        return _response_block(fl.fields, n)
     finally:
-        if fields != local_fields:
-            PyMem_Free(fields)
+        _fields_free(&fl)

@@ -44,6 +44,8 @@ runs the same cases against both.
 
 from __future__ import annotations
 
+from lbproxy._fast.h1_py import field_list as _field_list
+
 # Flag bits returned by the scanners.
 CHUNKED = 1
 EXPECT_CONTINUE = 2
@@ -350,11 +352,27 @@ def scan_response(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, int, int]:
     return b"".join(out), clen, flags
 
 
+def scan_request_lines(
+    data: bytes,
+    start: int,
+    stop: int,
+    client_ip: bytes,
+    trusted: bool,
+    proto: bytes,
+    via: bytes,
+) -> tuple[bytes, bytes, int, int, bytes]:
+    """``scan_request`` of the field lines at ``data[start:stop]``, read in
+    place: a region that ``h1.parse_request_lines`` found valid (each line
+    ``name:value`` and CRLF). Returns what ``scan_request`` returns for
+    ``h1.field_list(data, start, stop)``, without that list in the compiled
+    twin."""
+    return scan_request(_field_list(data, start, stop), client_ip, trusted, proto, via)
+
+
 def scan_response_lines(data: bytes, start: int, stop: int) -> tuple[bytes, int, int]:
     """``scan_response`` of the field lines at ``data[start:stop]``, read in
     place: a region that ``h1.parse_response_lines`` found valid (each line
     ``name:value`` and CRLF). Returns what ``scan_response`` returns for
     ``h1.field_list(data, start, stop)``, without that list in the compiled
     twin."""
-    pairs = [line.partition(b":") for line in data[start:stop].split(b"\r\n")[:-1]]
-    return scan_response([(name, value.strip(b" \t")) for name, _, value in pairs])
+    return scan_response(_field_list(data, start, stop))

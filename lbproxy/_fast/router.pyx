@@ -58,14 +58,14 @@ cdef class Router:
     """Maps a request to the target of the first matching route; see the twin."""
 
     cdef list _routes
-    cdef bint _needs_headers
+    cdef readonly bint needs_headers
     cdef bint _needs_host
     cdef frozenset _exact
     cdef tuple _suffixes
 
     def __init__(self, routes):
         self._routes = [_Compiled(r, t) for r, t in routes]
-        self._needs_headers = any((<_Compiled>c).headers for c in self._routes)
+        self.needs_headers = any((<_Compiled>c).headers for c in self._routes)
         self._needs_host = any(
             (<_Compiled>c).exact_host or (<_Compiled>c).suffix for c in self._routes
         )
@@ -90,12 +90,15 @@ cdef class Router:
         return False
 
     def match(self, bytes host, bytes path, bytes method, list headers):
-        """``host`` as the client sent it (normalised here, when a route needs it)."""
+        """``host`` as the client sent it (normalised here, when a route needs
+        it); ``headers`` may be None unless ``needs_headers``."""
         cdef _Compiled c
         cdef dict hdrs = None
         if self._needs_host:
             host = normalise_host(host)
-        if self._needs_headers:
+        if self.needs_headers:
+            if headers is None:
+                raise TypeError("this router matches on headers: pass them")
             hdrs = {}
             for n, v in headers:
                 hdrs.setdefault(n.lower(), v)

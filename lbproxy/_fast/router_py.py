@@ -58,7 +58,8 @@ class Router(Generic[T]):
 
     def __init__(self, routes: Sequence[tuple[Route, T]]) -> None:
         self._routes = [_Compiled(r, t) for r, t in routes]
-        self._needs_headers = any(c.headers for c in self._routes)
+        # Whether ``match`` reads the headers: a caller may pass None otherwise.
+        self.needs_headers = any(c.headers for c in self._routes)
         self._needs_host = any(c.exact_host or c.suffix for c in self._routes)
         # Hosts named by some route: absolute-form targets are only accepted
         # for these, so the proxy can never be used as an open forward proxy.
@@ -75,13 +76,16 @@ class Router(Generic[T]):
         host: bytes,
         path: bytes,
         method: bytes,
-        headers: list[tuple[bytes, bytes]],
+        headers: list[tuple[bytes, bytes]] | None,
     ) -> tuple[Route, T] | None:
-        """``host`` as the client sent it (normalised here, when a route needs it)."""
+        """``host`` as the client sent it (normalised here, when a route needs
+        it); ``headers`` may be None unless ``needs_headers``."""
         if self._needs_host:
             host = normalise_host(host)
         hdrs: dict[bytes, bytes] | None = None
-        if self._needs_headers:
+        if self.needs_headers:
+            if headers is None:
+                raise TypeError("this router matches on headers: pass them")
             hdrs = {}
             for n, v in headers:
                 hdrs.setdefault(n.lower(), v)

@@ -44,14 +44,17 @@ cdef class ClientConnection:
     cdef public Exchange upgraded
     cdef public bytes url
 
-    @cython.locals(pos=Py_ssize_t, n=Py_ssize_t, limit=Py_ssize_t, end=Py_ssize_t)
+    @cython.locals(pos=Py_ssize_t, n=Py_ssize_t, limit=Py_ssize_t, end=Py_ssize_t,
+                   fields_at=Py_ssize_t, count=Py_ssize_t, listed=bint, lr=ListenerRuntime)
     cpdef void _parse(self, bytes data)
     cpdef Py_ssize_t _body(self, bytes data, Py_ssize_t pos) except -1
     cpdef Py_ssize_t _end_of_body(self, bytes data, Py_ssize_t pos) except -1
     cpdef void on_message_begin(self)
     @cython.locals(clen="long long", flags=int, http11=bint, keep_alive=bint, status=int,
-                   chosen=PoolRuntime)
-    cpdef bint on_head(self, Py_ssize_t size, bytes method, bytes url, int minor, list headers) except -1
+                   chosen=PoolRuntime, fields=list)
+    cpdef bint on_head(self, Py_ssize_t size, bytes method, bytes url, int minor, bytes data,
+                       Py_ssize_t start, Py_ssize_t stop, Py_ssize_t count,
+                       list headers) except -1
     cpdef void on_body(self, bytes body)
     cpdef void on_message_complete(self)
     cpdef void write(self, object data)

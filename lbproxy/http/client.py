@@ -1,7 +1,7 @@
 """The client side: one accepted connection speaking HTTP/1.1 to a client.
 
-Requests are parsed by ``h1.parse_request_head`` (a whole head per call, see
-lbproxy/_fast/h1_py.py), which rejects malformed lines; ``scan_request`` then
+Requests are parsed by ``h1.parse_request_lines`` (a whole head per call, see
+lbproxy/_fast/h1_py.py), which rejects malformed lines; ``scan_request_lines`` then
 judges the framing (CL+TE, duplicate or invalid Content-Length, unsupported
 Transfer-Encoding, two Hosts) and rewrites the headers. Bodies are framed here:
 Content-Length counted down, chunked undone by ``h1.ChunkedDecoder``. A
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 _headers = _load_fast("headers")
 scan_request = _headers.scan_request
+scan_request_lines = _headers.scan_request_lines
 FramingError = _headers.FramingError
 host_is_valid = _headers.host_is_valid
 HAS_CONTENT_LENGTH = _headers.HAS_CONTENT_LENGTH
@@ -64,6 +65,8 @@ parse_proxy_header = _proxyproto.parse
 ProxyProtocolError = _proxyproto.ProxyProtocolError
 _h1 = _load_fast("h1")
 parse_request_head = _h1.parse_request_head
+parse_request_lines = _h1.parse_request_lines
+field_list = _h1.field_list
 ParseError = _h1.ParseError
 ChunkedDecoder = _h1.ChunkedDecoder
 
@@ -280,18 +283,30 @@ class ClientConnection:
                 return
             if self.phase == P_IDLE:
                 self.on_message_begin()
-            parsed = parse_request_head(data, pos)
+            lr = self.lr
+            # The (name, value) list when something will look a header up
+            # (see on_head); else the field lines are scanned in place.
+            listed = lr.want_fields or lr.logging or lr.tracing
+            parsed = parse_request_head(data, pos) if listed else parse_request_lines(data, pos)
             if parsed is None:
                 # A head that never ends must not grow without bound.
-                limit = self.lr.max_header_bytes
+                limit = lr.max_header_bytes
                 if n - pos > limit + 1 and data.find(b"\n", pos, pos + limit + 2) == -1:
                     raise _Reject(414, "request line too long")
                 if n - pos > limit + 4096:
                     raise _Reject(431, "request header block too large")
                 self.rbuf = data[pos:] if pos else data
                 return
-            end, method, target, minor, fields = parsed
-            upgrade = self.on_head(end - pos, method, target, minor, fields)
+            if listed:
+                end, method, target, minor, fields = parsed
+                upgrade = self.on_head(
+                    end - pos, method, target, minor, data, 0, 0, len(fields), fields
+                )
+            else:
+                end, method, target, minor, fields_at, count = parsed
+                upgrade = self.on_head(
+                    end - pos, method, target, minor, data, fields_at, end - 2, count, None
+                )
             pos = end
             if self.cur is not None and self.cur.req_done:
                 self.on_message_complete()
@@ -427,10 +442,19 @@ class ClientConnection:
         method: bytes,
         url: bytes,
         minor: int,
-        headers: list[tuple[bytes, bytes]],
+        data: bytes,
+        start: int,
+        stop: int,
+        count: int,
+        headers: list[tuple[bytes, bytes]] | None,
     ) -> bool:
-        """A request head of ``size`` bytes was read: make its exchange.
-        True when the request asks to leave HTTP (an upgrade, or CONNECT)."""
+        """A request head of ``size`` bytes was read, with ``count`` fields:
+        make its exchange. True when the request asks to leave HTTP (an
+        upgrade, or CONNECT). The fields come as their (name, value) list
+        ``headers`` when something will look a header up (``lr.want_fields``,
+        the access log, tracing), else as None and their lines at
+        ``data[start:stop]``, which are scanned in place and listed only if a
+        pool or route target turns out to need them."""
         lr = self.lr
         self.url = url
         self._trailers = None
@@ -438,18 +462,25 @@ class ClientConnection:
             # The request line (method SP target SP HTTP/1.x), as measured
             # below for one that has not ended yet.
             raise _Reject(414, "request line too long")
-        if len(headers) > lr.max_headers:
+        if count > lr.max_headers:
             raise _Reject(431, f"more than {lr.max_headers} request headers")
+        router = lr.router
         if size > lr.max_header_bytes:
             # The head may be over the limit: measure it as documented, the
             # target and each field counted as its name and value + 4 bytes.
-            size = len(url) + sum([len(n) + len(v) + 4 for n, v in headers])
+            fields = headers if headers is not None else field_list(data, start, stop)
+            size = len(url) + sum([len(n) + len(v) + 4 for n, v in fields])
             if size > lr.max_header_bytes:
                 raise _Reject(431, "request headers too large")
         try:
-            block, host, clen, flags, _upgrade = scan_request(
-                headers, self.client_ip, self.trusted, lr.proto, VIA
-            )
+            if headers is None:
+                block, host, clen, flags, _upgrade = scan_request_lines(
+                    data, start, stop, self.client_ip, self.trusted, lr.proto, VIA
+                )
+            else:
+                block, host, clen, flags, _upgrade = scan_request(
+                    headers, self.client_ip, self.trusted, lr.proto, VIA
+                )
         except FramingError as err:
             raise _Reject(400, str(err)) from None
         http11 = minor == 1
@@ -495,7 +526,7 @@ class ClientConnection:
                 authority, path = _split_absolute(url)
                 if authority is None or not host_is_valid(authority):
                     raise _Reject(400, "invalid request target")
-                if not lr.router.serves_host(normalise_host(authority)):
+                if not router.serves_host(normalise_host(authority)):
                     raise _Reject(400, "absolute-form target names a host not served here")
                 # The target's authority wins over Host (RFC 9112 3.2.2), so the
                 # route and the backend see the same host.
@@ -510,7 +541,7 @@ class ClientConnection:
             status, reason = 308, "redirected to https"
             location = _redirect_location(lr.redirect, host, url)
         if not status:
-            found = lr.router.match(host, url, method, headers)
+            found = router.match(host, url, method, headers)
             if found is None:
                 status, reason = 404, "no route matches"
             else:
@@ -534,12 +565,28 @@ class ClientConnection:
         if location:
             ex.local_headers = b"Location: " + location + b"\r\n"
         if chooser is not None:
-            pool = chooser.pick(ex, headers, self.client_ip, self.trusted, lr.trusted_table)
+            pick_lines = chooser.pick_lines
+            if headers is None and pick_lines is not None:
+                pool = pick_lines(
+                    ex, data, start, stop, self.client_ip, self.trusted, lr.trusted_table
+                )
+            else:
+                if headers is None:
+                    headers = field_list(data, start, stop)
+                    lr.want_fields = True
+                pool = chooser.pick(ex, headers, self.client_ip, self.trusted, lr.trusted_table)
             ex.pool = pool
         # ``chosen`` is typed when compiled (``pool`` may have held a chooser):
         # C field reads below, not attribute lookups.
         chosen = ex.pool
-        if chosen is not None:
+        if chosen is not None and (
+            chosen.sticky is not None
+            or chosen.key_of is not None
+            or (not ex.idempotent and chosen.retries.attempts > 1)
+        ):
+            if headers is None:
+                headers = field_list(data, start, stop)
+                lr.want_fields = True
             if chosen.sticky is not None:
                 ex.pinned = chosen.sticky.pins.lookup(headers)
             if chosen.key_of is not None:
@@ -551,6 +598,8 @@ class ClientConnection:
                         ex.idempotent = True
         if lr.logging or lr.tracing:
             # Only an access log or tracing wants these; the hot path skips the scan.
+            if headers is None:  # read above whenever these are on
+                headers = field_list(data, start, stop)
             self._trace(ex, headers, lr)
         self.cur = ex
         self.queue.append(ex)
@@ -558,9 +607,7 @@ class ClientConnection:
             ex.begin()
         return method == b"CONNECT" or bool(flags & UPGRADE)
 
-    def _trace(
-        self, ex: Exchange, headers: list[tuple[bytes, bytes]], lr: ListenerRuntime
-    ) -> None:
+    def _trace(self, ex: Exchange, headers: list[tuple[bytes, bytes]], lr: ListenerRuntime) -> None:
         """Read what the access log records; give the request its id and trace
         context when ``tracing`` is configured (see lbproxy/tracing.py)."""
         rid_lower = lr.rid_lower

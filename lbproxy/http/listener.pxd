@@ -38,6 +38,7 @@ cdef class ListenerRuntime:
     cdef public object trusted_table
     cdef public dict targets
     cdef public int tracing
+    cdef public bint want_fields
 
     cpdef void log_access(self, ClientConnection conn, Exchange ex) except *
 

@@ -95,6 +95,7 @@ class ListenerRuntime:
         "tls_watch",
         "tracing",
         "trusted_table",
+        "want_fields",
     )
 
     def __init__(
@@ -137,6 +138,12 @@ class ListenerRuntime:
         self.rid_lower = b"x-request-id"
         self.trusted_table = _trusted_table(config.trusted_proxies)
         self.server: asyncio.AbstractServer | None = None
+        # Whether requests here are read into a (name, value) field list
+        # rather than scanned in place (ClientConnection._parse): when a route
+        # matches on headers, and once a request has needed the list after
+        # its scan (a sticky, hashing or retrying pool, a route target),
+        # which then costs a second pass. A new router starts over.
+        self.want_fields = self.router.needs_headers
 
     def swap(
         self,
@@ -159,6 +166,7 @@ class ListenerRuntime:
         else:
             self.env = env
         self.router = self._router(config, pools, keep)
+        self.want_fields = self.router.needs_headers
         self.trusted_table = _trusted_table(config.trusted_proxies)
         self._remember_routes(config)
 

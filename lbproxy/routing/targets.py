@@ -92,15 +92,22 @@ class _Chooser(ABC):
     which it would choose for /api/explain.
 
     The client calls ``pick``: ``choose`` itself, or where a target has a
-    compiled version of it, that (GeoChooser's lbproxy._fast.geopick)."""
+    compiled version of it, that (GeoChooser's lbproxy._fast.geopick). A
+    target that can read the request's field lines in place, without their
+    (name, value) list, also has ``pick_lines(ex, data, start, stop, peer,
+    trusted, trusted_table)``, the lines being ``data[start:stop]``; the
+    client calls that when it has no list (ClientConnection.on_head)."""
 
-    __slots__ = ("pick", "pools")
+    __slots__ = ("pick", "pick_lines", "pools")
 
     def __init__(self, pools: Mapping[str, PoolRuntime]) -> None:
         self.pools = pools
         self.pick: Callable[
             [Exchange, Headers, bytes, bool, Any], PoolRuntime | None
         ] = self.choose
+        self.pick_lines: (
+            Callable[[Exchange, bytes, int, int, bytes, bool, Any], PoolRuntime | None] | None
+        ) = None
 
     @abstractmethod
     def choose(
@@ -159,7 +166,9 @@ class GeoChooser(_Chooser):
             *(self.order.get(name, fallback) for name in known),
             fallback,
         )
-        self.pick = _geopick.GeoPick(self).choose
+        picker = _geopick.GeoPick(self)
+        self.pick = picker.choose
+        self.pick_lines = picker.choose_lines
 
     def _place(
         self, peer: bytes, trusted: bool, headers: Headers, table: Any

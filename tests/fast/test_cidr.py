@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from lbproxy import _fast
 from lbproxy._fast.cidr_py import MAX_VALUE
 
 FastImpl = Callable[[str], ModuleType]
@@ -680,6 +681,24 @@ def test_locate_matches_reference(
             expected = ref_lookup(entries, address)
     got = mod.locate(peer, trusted, headers, table(proxies), table(first), table(second))
     assert got == expected, (peer, trusted, headers)
+    # The same fields as a request head's lines, read in place.
+    region = _as_lines(headers)
+    if region is not None:
+        got = mod.locate_lines(peer, trusted, *region, table(proxies), table(first), table(second))
+        assert got == expected, (peer, trusted, region)
+
+
+def _as_lines(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, int, int] | None:
+    """``headers`` as the field lines of a request head: ``(data, start,
+    stop)``, or None when h1 would not read them back as they are."""
+    for name, value in headers:
+        if not name or any(c in name for c in b": \t\r\n") or b"\r" in value or b"\n" in value:
+            return None
+        if value != value.strip(b" \t"):
+            return None
+    head = b"GET / HTTP/1.1\r\n"
+    lines = b"".join(n + b": " + v + b"\r\n" for n, v in headers)
+    return head + lines + b"\r\n", len(head), len(head) + len(lines)
 
 
 @both
@@ -699,3 +718,45 @@ def test_locate_examples(fast_impl: FastImpl) -> None:
     # No usable hop: the peer; nothing holds it: -1.
     assert mod.locate(b"10.0.0.2", True, [(xff, b"junk")], proxies, networks, database) == -1
     assert mod.locate(b"junk", False, [], proxies, networks, None) == -1
+
+
+@both
+def test_locate_lines_examples(fast_impl: FastImpl) -> None:
+    mod = fast_impl("cidr")
+    proxies = mod.CidrTable([("10.0.0.0/8", 0)])
+    networks = mod.CidrTable([("203.0.113.0/24", 7)])
+    database = mod.CidrTable([("198.51.100.0/24", 8), ("2001:db8::/32", 9)])
+    head = (
+        b"GET / HTTP/1.1\r\nHost: h\r\n"
+        b"x-forwarded-for:198.51.100.9 , 203.0.113.5\r\n"
+        b"Accept: */*\r\n"
+        b"X-Forwarded-For:  \t10.0.0.3 \r\n"
+        b"\r\n"
+    )
+    start, stop = 16, len(head) - 2
+    # Lines in order, each walked from the right: 10.0.0.3 is a proxy, so
+    # 203.0.113.5 (networks) is the client.
+    assert mod.locate_lines(b"10.0.0.2", True, head, start, stop, proxies, networks, database) == 7
+    # An untrusted peer: the lines are not read at all.
+    assert mod.locate_lines(b"198.51.100.1", False, None, 0, 0, proxies, networks, database) == 8
+    # Outside the contract (not bytes, out of range, the request line): the
+    # compiled twin hands the call to the pure one, which answers it.
+    pure = _fast.load_pure("cidr")
+    pure_tables = [pure.CidrTable(e) for e in ([("10.0.0.0/8", 0)], [("203.0.113.0/24", 7)])]
+    pure_db = pure.CidrTable([("198.51.100.0/24", 8), ("2001:db8::/32", 9)])
+    for data, a, b in [(bytearray(head), start, stop), (head, start, 2**70), (head, 0, stop)]:
+        outcomes = []
+        for module, tables in (
+            (mod, (proxies, networks, database)),
+            (pure, (*pure_tables, pure_db)),
+        ):
+            try:
+                outcomes.append(module.locate_lines(b"10.0.0.2", True, data, a, b, *tables))
+            except Exception as exc:  # the error is part of the answer
+                outcomes.append(type(exc).__name__)
+        assert outcomes[0] == outcomes[1], (data, a, b)
+    # More X-Forwarded-For lines than the compiled walk holds: the twin reads them.
+    many = b"GET / HTTP/1.1\r\n" + b"X-Forwarded-For: 10.0.0.9\r\n" * 40
+    many += b"X-Forwarded-For: 2001:db8::5\r\n\r\n"
+    got = mod.locate_lines(b"10.0.0.2", True, many, 16, len(many) - 2, proxies, None, database)
+    assert got == 9

@@ -39,6 +39,24 @@ def is_pure(h1: ModuleType) -> bool:
 
 
 def req(h1: ModuleType, data: bytes, pos: int = 0) -> Any:
+    """``parse_request_head``, after checking that ``parse_request_lines`` and
+    ``field_list`` come to the same: the same error, or the same head with the
+    field lines where ``field_list`` reads the same fields."""
+    head = _outcome(h1.parse_request_head, h1, data, pos)
+    lines = _outcome(h1.parse_request_lines, h1, data, pos)
+    if head[0] == "ok" and head[1] is not None:
+        end, method, target, minor, fields = head[1]
+        assert lines[0] == "ok"
+        assert lines[1][:4] == (end, method, target, minor)
+        at, count = lines[1][4:]
+        start = pos
+        while data.startswith(b"\r\n", start):
+            start += 2
+        assert at == data.index(b"\r\n", start) + 2
+        assert count == len(fields)
+        assert h1.field_list(data, at, end - 2) == fields
+    else:
+        assert lines == head
     return h1.parse_request_head(data, pos)
 
 
@@ -86,6 +104,7 @@ def test_constants_and_error_class(h1: ModuleType) -> None:
         "ParseError",
         "field_list",
         "parse_request_head",
+        "parse_request_lines",
         "parse_response_head",
         "parse_response_lines",
     ]
@@ -524,7 +543,12 @@ def test_responses_do_not_skip_empty_lines(h1: ModuleType) -> None:
 def test_off_contract_arguments_agree(
     pair: tuple[ModuleType, ModuleType], data: Any, pos: Any
 ) -> None:
-    for name in ("parse_request_head", "parse_response_head", "parse_response_lines"):
+    for name in (
+        "parse_request_head",
+        "parse_request_lines",
+        "parse_response_head",
+        "parse_response_lines",
+    ):
         results = [_outcome(getattr(module, name), module, data, pos) for module in pair]
         assert results[0] == results[1]
 
@@ -874,11 +898,19 @@ def test_compiled_and_pure_agree_on_heads(
 ) -> None:
     data = prefix + data
     for pos in {0, len(prefix), min(len(data), len(prefix) + extra)}:
-        for name in ("parse_request_head", "parse_response_head", "parse_response_lines"):
+        for name in (
+            "parse_request_head",
+            "parse_request_lines",
+            "parse_response_head",
+            "parse_response_lines",
+        ):
             compiled, pure = (_outcome(getattr(m, name), m, data, pos) for m in pair)
             assert compiled == pure
         for module in pair:
-            # resp() checks parse_response_lines and field_list against the head.
+            # req() and resp() check the *_lines parsers and field_list
+            # against the heads.
+            with contextlib.suppress(module.ParseError):
+                req(module, data, pos)
             with contextlib.suppress(module.ParseError):
                 resp(module, data, pos)
 

@@ -891,6 +891,12 @@ def assert_same_request(compiled: ModuleType, headers: Any, *args: Any) -> None:
     got = _outcome(compiled.scan_request, headers, *args)
     want = _outcome(headers_py.scan_request, headers, *args)
     assert got == want
+    # The same fields read in place from a head's lines, by either twin.
+    for ows in (b"", b" ", b" \t "):
+        region = as_lines(headers, ows)
+        if region is not None:
+            assert _outcome(compiled.scan_request_lines, *region, *args) == want
+            assert _outcome(headers_py.scan_request_lines, *region, *args) == want
 
 
 def as_lines(headers: Any, ows: bytes = b" ") -> tuple[bytes, int, int] | None:
@@ -1054,6 +1060,87 @@ def test_response_lines_past_the_local_table(hdr: ModuleType) -> None:
 def test_response_lines_off_contract_agree(compiled: ModuleType, args: tuple[Any, ...]) -> None:
     got = _outcome(compiled.scan_response_lines, *args)
     assert got == _outcome(headers_py.scan_response_lines, *args)
+
+
+# --- request field lines read in place ----------------------------------------------
+
+REQUEST = (
+    b"GET / HTTP/1.1\r\n"
+    b"Host:  example.com \r\n"
+    b"Connection: keep-alive, X-Drop, Upgrade\r\n"
+    b"X-Drop: 1\r\n"
+    b"Upgrade:\twebsocket\r\n"
+    b"X-Forwarded-For: 198.51.100.1\r\n"
+    b"Via: 1.0 edge\r\n"
+    b"Accept: */*\r\n"
+    b"\r\n"
+)
+REQUEST_START = REQUEST.index(b"\r\n") + 2
+REQUEST_STOP = REQUEST.index(b"\r\n\r\n") + 2
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_request_lines_are_read_in_place(hdr: ModuleType, trusted: bool) -> None:
+    got = hdr.scan_request_lines(REQUEST, REQUEST_START, REQUEST_STOP, IP, trusted, b"https", VIA)
+    block, host, clen, flags, upgrade = got
+    assert (host, clen, upgrade) == (b"example.com", -1, b"websocket")
+    assert flags == hdr.CONN_KEEP_ALIVE | hdr.UPGRADE
+    xff = b"198.51.100.1, " + IP if trusted else IP
+    via = b"1.0 edge, " + VIA  # Via is extended whoever sent it
+    assert lines(block) == [
+        b"Host: example.com",
+        b"Accept: */*",
+        b"X-Forwarded-For: " + xff,
+        b"X-Forwarded-Proto: https",
+        b"X-Forwarded-Host: example.com",
+        b"Via: " + via,
+        b"Upgrade: websocket",
+        b"Connection: upgrade",
+    ]
+    # The same as the fields h1 reads from those lines.
+    fields = [
+        (b"Host", b"example.com"),
+        (b"Connection", b"keep-alive, X-Drop, Upgrade"),
+        (b"X-Drop", b"1"),
+        (b"Upgrade", b"websocket"),
+        (b"X-Forwarded-For", b"198.51.100.1"),
+        (b"Via", b"1.0 edge"),
+        (b"Accept", b"*/*"),
+    ]
+    assert got == hdr.scan_request(fields, IP, trusted, b"https", VIA)
+
+
+def test_request_lines_framing_errors(hdr: ModuleType) -> None:
+    data = b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"
+    with pytest.raises(hdr.FramingError, match="more than one Host header"):
+        hdr.scan_request_lines(data, 16, len(data) - 2, IP, False, b"http", VIA)
+
+
+def test_request_lines_past_the_local_table(hdr: ModuleType) -> None:
+    headers = [(b"X-%d" % i, b"v%d" % i) for i in range(150)] + [(b"Host", b"h")]
+    region = as_lines(headers)
+    assert region is not None
+    got = hdr.scan_request_lines(*region, IP, False, b"http", VIA)
+    assert got == hdr.scan_request(headers, IP, False, b"http", VIA)
+    assert got[1] == b"h"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (bytearray(REQUEST), REQUEST_START, REQUEST_STOP, IP, False, b"http", VIA),
+        (REQUEST, REQUEST_START, REQUEST_STOP - 1, IP, False, b"http", VIA),
+        (REQUEST, 0, REQUEST_STOP, IP, False, b"http", VIA),  # the request line
+        (REQUEST, REQUEST_START, 2**70, IP, False, b"http", VIA),
+        (REQUEST, REQUEST_START, REQUEST_STOP, bytearray(IP), False, b"http", VIA),
+        (REQUEST, REQUEST_START, REQUEST_STOP, IP, 1, b"http", VIA),
+        (REQUEST, REQUEST_START, REQUEST_STOP, IP, None, b"http", VIA),
+        (REQUEST, -1, REQUEST_STOP, IP, True, b"http", VIA),
+    ],
+)
+def test_request_lines_off_contract_agree(compiled: ModuleType, args: tuple[Any, ...]) -> None:
+    got = _outcome(compiled.scan_request_lines, *args)
+    assert got == _outcome(headers_py.scan_request_lines, *args)
 
 
 def test_framing_errors_are_each_modules_own_class(compiled: ModuleType) -> None:

@@ -134,3 +134,23 @@ def test_examples(fast_impl: FastImpl) -> None:
     assert not router.serves_host(b"evil.test")
     assert mod.normalise_host(b"API.Example.COM.:8080") == b"api.example.com"
     assert mod.normalise_host(b"[::1]:80") == b"[::1]"
+
+
+@both
+def test_headers_are_needed_only_by_routes_on_headers(fast_impl: FastImpl) -> None:
+    # The data path reads a request's fields into a list only when the router
+    # (or something else) needs them: needs_headers tells it, and without
+    # header rules match() never reads them.
+    mod = fast_impl("router")
+    api = Route(RouteMatch(host="api.example.com", path_prefix="/v1"), "api")
+    rest = Route(RouteMatch(path_prefix="/"), "rest")
+    plain = mod.Router([(r, r.pool) for r in (api, rest)])
+    assert plain.needs_headers is False
+    assert plain.match(b"api.example.com", b"/v1/x", b"GET", None) == (api, "api")
+    assert plain.match(b"x.test", b"/", b"GET", None) == (rest, "rest")
+    canary = Route(RouteMatch(path_prefix="/", headers=(("x-canary", "1"),)), "canary")
+    by_header = mod.Router([(r, r.pool) for r in (canary, rest)])
+    assert by_header.needs_headers is True
+    assert by_header.match(b"x.test", b"/", b"GET", [(b"X-Canary", b"1")]) == (canary, "canary")
+    with pytest.raises(TypeError, match="matches on headers"):
+        by_header.match(b"x.test", b"/", b"GET", None)

@@ -8,8 +8,10 @@ one walks each field's bytes once in C, making no object but the value.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.string cimport memcmp
+from libc.string cimport memchr, memcmp
 from libc.time cimport time as c_time
+
+from lbproxy._fast.cookie_py import find_cookie_lines as _twin_find_cookie_lines
 
 
 cdef inline bint _space(unsigned char c) noexcept nogil:
@@ -17,53 +19,110 @@ cdef inline bint _space(unsigned char c) noexcept nogil:
     return c == 32 or 9 <= c <= 13
 
 
-cdef inline bint _is_cookie(bytes n):
-    cdef const unsigned char *p
-    if PyBytes_GET_SIZE(n) != 6:
-        return False
-    p = <const unsigned char *>PyBytes_AS_STRING(n)
+cdef inline bint _is_cookie_at(const unsigned char *p) noexcept nogil:
+    """The six bytes at ``p`` are "cookie", in any case."""
     return ((p[0] | 32) == b'c' and (p[1] | 32) == b'o' and (p[2] | 32) == b'o'
             and (p[3] | 32) == b'k' and (p[4] | 32) == b'i' and (p[5] | 32) == b'e')
 
 
+cdef inline bint _is_cookie(bytes n):
+    if PyBytes_GET_SIZE(n) != 6:
+        return False
+    return _is_cookie_at(<const unsigned char *>PyBytes_AS_STRING(n))
+
+
+cdef object _cookie_in(
+    const unsigned char *p, Py_ssize_t size, const char *want, Py_ssize_t want_n
+):
+    """The value of cookie ``want`` in one Cookie field's value ``p[:size]``,
+    or None when that field does not hold it."""
+    cdef Py_ssize_t i = 0, j, e, ks, ke, vs, ve
+    while i <= size:
+        j = i
+        while j < size and p[j] != b';':
+            j += 1
+        e = i
+        while e < j and p[e] != b'=':
+            e += 1
+        if e < j:
+            ks = i
+            ke = e
+            while ks < ke and _space(p[ks]):
+                ks += 1
+            while ke > ks and _space(p[ke - 1]):
+                ke -= 1
+            if ke - ks == want_n and memcmp(p + ks, want, want_n) == 0:
+                vs = e + 1
+                ve = j
+                while vs < ve and _space(p[vs]):
+                    vs += 1
+                while ve > vs and _space(p[ve - 1]):
+                    ve -= 1
+                if ve - vs >= 2 and p[vs] == b'"' and p[ve - 1] == b'"':
+                    vs += 1
+                    ve -= 1
+                return PyBytes_FromStringAndSize(<const char *>p + vs, ve - vs)
+        i = j + 1
+    return None
+
+
 def find_cookie(headers, bytes name):
     """The value of cookie ``name``; see ``cookie_py.find_cookie``."""
-    cdef const unsigned char *p
     cdef const char *want = PyBytes_AS_STRING(name)
-    cdef Py_ssize_t size, want_n = PyBytes_GET_SIZE(name)
-    cdef Py_ssize_t i, j, e, ks, ke, vs, ve
+    cdef Py_ssize_t want_n = PyBytes_GET_SIZE(name)
+    cdef object found
     for n, v in headers:
         if not _is_cookie(<bytes?>n):
             continue
-        p = <const unsigned char *>PyBytes_AS_STRING(<bytes?>v)
-        size = PyBytes_GET_SIZE(<bytes>v)
-        i = 0
-        while i <= size:
-            j = i
-            while j < size and p[j] != b';':
-                j += 1
-            e = i
-            while e < j and p[e] != b'=':
-                e += 1
-            if e < j:
-                ks = i
-                ke = e
-                while ks < ke and _space(p[ks]):
-                    ks += 1
-                while ke > ks and _space(p[ke - 1]):
-                    ke -= 1
-                if ke - ks == want_n and memcmp(p + ks, want, want_n) == 0:
-                    vs = e + 1
-                    ve = j
-                    while vs < ve and _space(p[vs]):
-                        vs += 1
-                    while ve > vs and _space(p[ve - 1]):
-                        ve -= 1
-                    if ve - vs >= 2 and p[vs] == b'"' and p[ve - 1] == b'"':
-                        vs += 1
-                        ve -= 1
-                    return PyBytes_FromStringAndSize(<const char *>p + vs, ve - vs)
-            i = j + 1
+        found = _cookie_in(
+            <const unsigned char *>PyBytes_AS_STRING(<bytes?>v), PyBytes_GET_SIZE(<bytes>v),
+            want, want_n,
+        )
+        if found is not None:
+            return found
+    return None
+
+
+def find_cookie_lines(data, start, stop, bytes name):
+    """``find_cookie`` over the field lines at ``data[start:stop]`` (a region
+    that ``h1.parse_request_lines`` found valid), read in place; see
+    ``cookie_py.find_cookie_lines``."""
+    cdef const char *want = PyBytes_AS_STRING(name)
+    cdef Py_ssize_t want_n = PyBytes_GET_SIZE(name)
+    cdef const unsigned char *d
+    cdef const unsigned char *q
+    cdef const unsigned char *colon
+    cdef Py_ssize_t i, e, v0, v1
+    cdef object found
+    if not (type(data) is bytes and type(start) is int and type(stop) is int):
+        return _twin_find_cookie_lines(data, start, stop, name)
+    try:
+        i = start
+        e = stop
+    except OverflowError:
+        i = e = -1
+    if not 0 <= i <= e <= PyBytes_GET_SIZE(data):
+        return _twin_find_cookie_lines(data, start, stop, name)
+    d = <const unsigned char *>PyBytes_AS_STRING(data)
+    while i < e:
+        q = <const unsigned char *>memchr(d + i, 13, e - i)
+        if q == NULL or q + 1 >= d + e or q[1] != 10:
+            return _twin_find_cookie_lines(data, start, stop, name)
+        colon = <const unsigned char *>memchr(d + i, 58, q - (d + i))
+        if colon == NULL or colon == d + i:
+            return _twin_find_cookie_lines(data, start, stop, name)
+        if colon - (d + i) == 6 and _is_cookie_at(d + i):
+            # The value as h1 reads it: trimmed of SP and HTAB.
+            v0 = colon + 1 - d
+            v1 = q - d
+            while v0 < v1 and (d[v0] == 32 or d[v0] == 9):
+                v0 += 1
+            while v1 > v0 and (d[v1 - 1] == 32 or d[v1 - 1] == 9):
+                v1 -= 1
+            found = _cookie_in(d + v0, v1 - v0, want, want_n)
+            if found is not None:
+                return found
+        i = q + 2 - d
     return None
 
 
@@ -85,7 +144,13 @@ cdef class CookieCache:
         self._old = {}
 
     def lookup(self, headers):
-        cdef object value = find_cookie(headers, self.name)
+        return self._answer(find_cookie(headers, self.name))
+
+    def lookup_lines(self, data, start, stop):
+        """``lookup`` over the field lines at ``data[start:stop]``, read in place."""
+        return self._answer(find_cookie_lines(data, start, stop, self.name))
+
+    cdef object _answer(self, object value):
         cdef object hit
         cdef long long expires
         if value is None:

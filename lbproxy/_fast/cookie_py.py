@@ -17,7 +17,9 @@ from collections.abc import Callable, Sequence
 from time import time
 from typing import Any
 
-__all__ = ["CookieCache", "find_cookie"]
+from lbproxy._fast.h1_py import field_list as _field_list
+
+__all__ = ["CookieCache", "find_cookie", "find_cookie_lines"]
 
 
 def find_cookie(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes | None:
@@ -32,6 +34,13 @@ def find_cookie(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes | 
                         value = value[1:-1]
                     return value
     return None
+
+
+def find_cookie_lines(data: bytes, start: int, stop: int, name: bytes) -> bytes | None:
+    """``find_cookie`` over the field lines at ``data[start:stop]`` (a region
+    that ``h1.parse_request_lines`` found valid), for a request whose fields
+    are not listed: the compiled twin reads the Cookie lines in place."""
+    return find_cookie(_field_list(data, start, stop), name)
 
 
 class CookieCache:
@@ -57,7 +66,13 @@ class CookieCache:
         self._old: dict[bytes, tuple[Any, int]] = {}
 
     def lookup(self, headers: Sequence[tuple[bytes, bytes]]) -> Any:
-        value = find_cookie(headers, self.name)
+        return self._answer(find_cookie(headers, self.name))
+
+    def lookup_lines(self, data: bytes, start: int, stop: int) -> Any:
+        """``lookup`` over the field lines at ``data[start:stop]``."""
+        return self._answer(find_cookie_lines(data, start, stop, self.name))
+
+    def _answer(self, value: bytes | None) -> Any:
         if value is None:
             return None
         hit = self._seen.get(value)

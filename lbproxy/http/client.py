@@ -579,16 +579,18 @@ class ClientConnection:
         # ``chosen`` is typed when compiled (``pool`` may have held a chooser):
         # C field reads below, not attribute lookups.
         chosen = ex.pool
+        if chosen is not None and chosen.sticky is not None:
+            pins = chosen.sticky.pins
+            if headers is None:
+                ex.pinned = pins.lookup_lines(data, start, stop)
+            else:
+                ex.pinned = pins.lookup(headers)
         if chosen is not None and (
-            chosen.sticky is not None
-            or chosen.key_of is not None
-            or (not ex.idempotent and chosen.retries.attempts > 1)
+            chosen.key_of is not None or (not ex.idempotent and chosen.retries.attempts > 1)
         ):
             if headers is None:
                 headers = field_list(data, start, stop)
                 lr.want_fields = True
-            if chosen.sticky is not None:
-                ex.pinned = chosen.sticky.pins.lookup(headers)
             if chosen.key_of is not None:
                 ex.hash_key = chosen.key_of(headers, url, self.client_ip)
             if not ex.idempotent and chosen.retries.attempts > 1:

@@ -141,8 +141,8 @@ class ListenerRuntime:
         # Whether requests here are read into a (name, value) field list
         # rather than scanned in place (ClientConnection._parse): when a route
         # matches on headers, and once a request has needed the list after
-        # its scan (a sticky, hashing or retrying pool, a route target),
-        # which then costs a second pass. A new router starts over.
+        # its scan (a hashing or retrying pool, a route target other than
+        # geo), which then costs a second pass. A new router starts over.
         self.want_fields = self.router.needs_headers
 
     def swap(

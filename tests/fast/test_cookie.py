@@ -28,7 +28,16 @@ _fields = st.lists(
 def test_twins_agree(fast_impl: FastImpl, headers: list[tuple[bytes, bytes]], name: bytes) -> None:
     from lbproxy._fast import cookie_py
 
-    assert fast_impl("cookie").find_cookie(headers, name) == cookie_py.find_cookie(headers, name)
+    want = cookie_py.find_cookie(headers, name)
+    assert fast_impl("cookie").find_cookie(headers, name) == want
+    # The same fields as a request head's lines, read in place, where h1
+    # would read them back unchanged (no CR/LF, no SP/HTAB at the ends).
+    if all(b"\r" not in v and b"\n" not in v and v == v.strip(b" \t") for _, v in headers):
+        head = b"GET / HTTP/1.1\r\n"
+        lines = b"".join(n + b": " + v + b"\r\n" for n, v in headers)
+        data = head + lines + b"\r\n"
+        got = fast_impl("cookie").find_cookie_lines(data, len(head), len(head) + len(lines), name)
+        assert got == want
 
 
 @both
@@ -73,3 +82,30 @@ def test_cookie_cache_resolves_each_value_once_and_checks_expiry(fast_impl: Fast
         cache.lookup(h(v))
     assert cache.lookup(h(b"good")) == "b1"
     assert calls[-1] == b"good"
+
+
+@both
+def test_cookie_lines_examples(fast_impl: FastImpl) -> None:
+    mod = fast_impl("cookie")
+    data = (
+        b"GET / HTTP/1.1\r\nHost: h\r\nCOOKIE:\t a=1; lbp = \"v\" \r\n"
+        b"Cookie: lbp=2\r\n\r\nbody"
+    )
+    start, stop = 16, data.index(b"\r\n\r\n") + 2
+    assert mod.find_cookie_lines(data, start, stop, b"lbp") == b"v"  # the first wins
+    assert mod.find_cookie_lines(data, start, stop, b"a") == b"1"
+    assert mod.find_cookie_lines(data, start, stop, b"b") is None
+    assert mod.find_cookie_lines(data, start, start, b"lbp") is None
+    cache = mod.CookieCache(b"lbp", lambda v: (v.decode(), 0))
+    assert cache.lookup_lines(data, start, stop) == "v"
+    # Outside the contract the pure twin answers: the same as it would.
+    from lbproxy._fast import cookie_py
+
+    for args in [(bytearray(data), start, stop), (data, start, 2**70), (data, 0, stop)]:
+        outcomes = []
+        for find in (mod.find_cookie_lines, cookie_py.find_cookie_lines):
+            try:
+                outcomes.append(find(*args, b"lbp"))
+            except Exception as exc:  # the error is part of the answer
+                outcomes.append(type(exc).__name__)
+        assert outcomes[0] == outcomes[1], args

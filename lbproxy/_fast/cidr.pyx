@@ -21,10 +21,10 @@ counts it checks first, and the searches stay within 0..n-1.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.string cimport memchr
 from libc.stdint cimport int32_t, uint32_t, uint64_t
 
 from lbproxy._fast.addrtext cimport hex_digit, put_ipv6_groups, put_quad
+from lbproxy._fast.lines cimport line_end, region
 
 from lbproxy._fast.cidr_py import MAX_VALUE, check_ranges, ranges, split_networks
 from lbproxy._fast.cidr_py import locate_lines as _twin_locate_lines
@@ -559,26 +559,25 @@ cdef const unsigned char *_walk_lines(
     field lines (h1.parse_request_lines checked them): names are not
     checked here."""
     cdef const unsigned char *found = NULL
-    cdef const unsigned char *q
     cdef Py_ssize_t at[MAX_XFF_LINES]
     cdef Py_ssize_t size[MAX_XFF_LINES]
-    cdef Py_ssize_t count = 0, k
+    cdef Py_ssize_t count = 0, k, cr
     ok[0] = False
     while i < stop:
-        q = <const unsigned char *>memchr(d + i, 13, stop - i)
-        if q == NULL or q + 1 >= d + stop or q[1] != 10:
+        cr = line_end(d, i, stop)
+        if cr < 0:
             return NULL
         # A valid line's name ends at its first colon: X-Forwarded-For's is
         # the 15 bytes before a colon at 15, and any other line is skipped
         # without looking for its colon.
-        if q - (d + i) >= 15 and d[i + 15] == 58 and _is_xff_at(d + i, 15):
+        if cr - i >= 15 and d[i + 15] == 58 and _is_xff_at(d + i, 15):
             if count == MAX_XFF_LINES:
                 return NULL
             # The value untrimmed: each hop is trimmed of SP and HTAB anyway.
             at[count] = i + 16
-            size[count] = q - (d + i + 16)
+            size[count] = cr - (i + 16)
             count += 1
-        i = q + 2 - d
+        i = cr + 2
     ok[0] = True
     for k in range(count - 1, -1, -1):
         if _walk_value(d + at[k], size[k], trusted, a, n, &found):
@@ -616,14 +615,7 @@ def locate_lines(bytes peer, bint trusted, data, start, stop, CidrTable trusted_
     cdef const unsigned char *found = NULL
     cdef int32_t hit
     if trusted:
-        if not (type(data) is bytes and type(start) is int and type(stop) is int):
-            return _twin_locate_lines(peer, trusted, data, start, stop, trusted_table, first, second)
-        try:
-            s = start
-            e = stop
-        except OverflowError:
-            s = e = -1
-        if not 0 <= s <= e <= PyBytes_GET_SIZE(data):
+        if not region(data, start, stop, &s, &e):
             return _twin_locate_lines(peer, trusted, data, start, stop, trusted_table, first, second)
         found = _walk_lines(
             <const unsigned char *>PyBytes_AS_STRING(data), s, e, trusted_table, &a, &n, &ok

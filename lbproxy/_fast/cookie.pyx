@@ -8,10 +8,11 @@ one walks each field's bytes once in C, making no object but the value.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.string cimport memchr, memcmp
+from libc.string cimport memcmp
 from libc.time cimport time as c_time
 
 from lbproxy._fast.cookie_py import find_cookie_lines as _twin_find_cookie_lines
+from lbproxy._fast.lines cimport line_end, name_end, region, value_end, value_start
 
 
 cdef inline bint _space(unsigned char c) noexcept nogil:
@@ -90,39 +91,26 @@ def find_cookie_lines(data, start, stop, bytes name):
     cdef const char *want = PyBytes_AS_STRING(name)
     cdef Py_ssize_t want_n = PyBytes_GET_SIZE(name)
     cdef const unsigned char *d
-    cdef const unsigned char *q
-    cdef const unsigned char *colon
-    cdef Py_ssize_t i, e, v0, v1
+    cdef Py_ssize_t i, e, cr, colon, v0, v1
     cdef object found
-    if not (type(data) is bytes and type(start) is int and type(stop) is int):
-        return _twin_find_cookie_lines(data, start, stop, name)
-    try:
-        i = start
-        e = stop
-    except OverflowError:
-        i = e = -1
-    if not 0 <= i <= e <= PyBytes_GET_SIZE(data):
+    if not region(data, start, stop, &i, &e):
         return _twin_find_cookie_lines(data, start, stop, name)
     d = <const unsigned char *>PyBytes_AS_STRING(data)
     while i < e:
-        q = <const unsigned char *>memchr(d + i, 13, e - i)
-        if q == NULL or q + 1 >= d + e or q[1] != 10:
+        cr = line_end(d, i, e)
+        if cr < 0:
             return _twin_find_cookie_lines(data, start, stop, name)
-        colon = <const unsigned char *>memchr(d + i, 58, q - (d + i))
-        if colon == NULL or colon == d + i:
+        colon = name_end(d, i, cr)
+        if colon < 0:
             return _twin_find_cookie_lines(data, start, stop, name)
-        if colon - (d + i) == 6 and _is_cookie_at(d + i):
+        if colon - i == 6 and _is_cookie_at(d + i):
             # The value as h1 reads it: trimmed of SP and HTAB.
-            v0 = colon + 1 - d
-            v1 = q - d
-            while v0 < v1 and (d[v0] == 32 or d[v0] == 9):
-                v0 += 1
-            while v1 > v0 and (d[v1 - 1] == 32 or d[v1 - 1] == 9):
-                v1 -= 1
+            v0 = value_start(d, colon + 1, cr)
+            v1 = value_end(d, v0, cr)
             found = _cookie_in(d + v0, v1 - v0, want, want_n)
             if found is not None:
                 return found
-        i = q + 2 - d
+        i = cr + 2
     return None
 
 

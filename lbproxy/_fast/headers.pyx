@@ -31,7 +31,9 @@ so every accepted value fits an int64.
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from libc.stdlib cimport qsort
-from libc.string cimport memchr, memcpy, strlen
+from libc.string cimport memcpy, strlen
+
+from lbproxy._fast.lines cimport line_end, name_end, region, value_end, value_start
 
 
 cdef extern from "Python.h":
@@ -611,36 +613,21 @@ cdef Py_ssize_t _fields_of_lines(FieldList *fl, object data, object start, objec
     first colon, the value trimmed of SP and HTAB, as h1 reads them; their
     number, or -1 for anything outside the contract (which the twin then
     answers for the whole call)."""
-    cdef Py_ssize_t s, e, i, colon, v0, v1, n = 0
+    cdef Py_ssize_t s, e, i, cr, colon, v0, v1, n = 0
     cdef const unsigned char *d
-    cdef const unsigned char *q
-    cdef const unsigned char *q2
-    if not (_bytes(data) and PyLong_CheckExact(<PyObject *>start)
-            and PyLong_CheckExact(<PyObject *>stop)):
-        return -1
-    try:
-        s = start
-        e = stop
-    except OverflowError:
-        return -1
-    if not 0 <= s <= e <= PyBytes_GET_SIZE(<PyObject *>data):
+    if not region(data, start, stop, &s, &e):
         return -1
     d = <const unsigned char *>PyBytes_AS_STRING(<PyObject *>data)
     i = s
     while i < e:
-        q = <const unsigned char *>memchr(d + i, 13, e - i)
-        if q == NULL or q + 1 >= d + e or q[1] != 10:
+        cr = line_end(d, i, e)
+        if cr < 0:
             return -1
-        q2 = <const unsigned char *>memchr(d + i, 58, q - (d + i))
-        if q2 == NULL or q2 == d + i:
+        colon = name_end(d, i, cr)
+        if colon < 0:
             return -1
-        colon = q2 - d
-        v0 = colon + 1
-        v1 = q - d
-        while v0 < v1 and (d[v0] == 32 or d[v0] == 9):
-            v0 += 1
-        while v1 > v0 and (d[v1 - 1] == 32 or d[v1 - 1] == 9):
-            v1 -= 1
+        v0 = value_start(d, colon + 1, cr)
+        v1 = value_end(d, v0, cr)
         if n == fl.cap:
             _fields_grow(fl, n + 1)
         fl.fields[n].name = d + i
@@ -648,7 +635,7 @@ cdef Py_ssize_t _fields_of_lines(FieldList *fl, object data, object start, objec
         fl.fields[n].value = d + v0
         fl.fields[n].vl = v1 - v0
         n += 1
-        i = (q - d) + 2
+        i = cr + 2
     return n
 
 

@@ -5,10 +5,13 @@ comes back whole, in one call: start line fields and the list of
 ``(name, value)`` fields, or ``None`` while the blank line that ends it has not
 arrived. Parsing a head at once (rather than one callback per field, as llhttp
 does) is what keeps the per-request cost low: a typical request is parsed in
-one pass and never touches Python per header. Framing (Content-Length,
+one pass and never touches Python per header. ``parse_*_lines`` check the
+same and return where the field lines start instead of the list: the data
+path then reads them in place (``headers.scan_*_lines``) and makes the list
+(``field_list``) only for what looks a header up. Framing (Content-Length,
 Transfer-Encoding, Connection) is judged afterwards by ``headers.scan_*``, over
-the same list; this module only makes sure that every line is well formed, so
-that no two HTTP implementations could read the head differently:
+the same fields; this module only makes sure that every line is well formed,
+so that no two HTTP implementations could read the head differently:
 
 * lines end with CRLF; a bare LF or CR anywhere is an error (never a line end);
 * a field name is a token followed at once by ``:`` (whitespace before the

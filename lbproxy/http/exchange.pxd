@@ -14,6 +14,8 @@ cdef int CHUNKED, CONN_CLOSE, CONN_KEEP_ALIVE, FRAMING_CONFLICT, UPGRADE, EXPECT
 cdef int T_REQUEST_ID
 # Status lines already built, by status code: read with a C list index.
 cdef list _STATUS_LINES
+@cython.locals(cached=tuple)
+cdef bytes _status_line(int status, bytes reason)
 cdef list _NO_FIELDS
 
 
@@ -102,7 +104,7 @@ cdef class Exchange:
     cpdef void _send(self, object data)
     cpdef void upstream_activity(self)
     cpdef void on_interim(self, int status, bytes reason, list headers)
-    @cython.locals(headers=list, cached=tuple, line=bytes)
+    @cython.locals(headers=list, line=bytes)
     cpdef int on_response_head(self, int status, bytes reason, bytes data, Py_ssize_t start,
                                Py_ssize_t stop, int minor) except? -99
     cpdef void on_upgraded(self, bytes extra)

@@ -98,7 +98,7 @@ def _protocol(backend: BackendState) -> asyncio.Protocol:
 
 def _status_line(status: int, reason: bytes) -> bytes:
     cached = _STATUS_LINES[status]
-    if cached is not None and cached[0] == reason:
+    if cached is not None and (cached[0] is reason or cached[0] == reason):
         return cached[1]
     line = b"HTTP/1.1 %d %s\r\n" % (status, reason)
     if cached is None:
@@ -751,11 +751,7 @@ class Exchange:
         self.close_after = close
         self.resp_started = True
         self.deadline_kind = NO_DEADLINE if status == 101 else self.deadline_kind
-        cached = _STATUS_LINES[status]
-        if cached is not None and (cached[0] is reason or cached[0] == reason):
-            line = cached[1]
-        else:
-            line = _status_line(status, reason)
+        line = _status_line(status, reason)
         client.write(b"".join((line, block, extra, b"\r\n")))
         return framing
 
